@@ -1,0 +1,40 @@
+import { defineConfig } from "vitest/config";
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+
+// Three projects: "workers" runs inside workerd (unit tests of pure modules and the
+// Worker/Durable Object tests); "node" runs Node-side cross-checks; "e2e" runs in Node and drives `wrangler dev` with real
+// clients (Prometheus, VictoriaMetrics, browsers) over HTTP.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        test: {
+          name: "workers",
+          include: ["test/unit/**/*.test.ts", "test/worker/**/*.test.ts"],
+        },
+      },
+      {
+        // Node-side unit tests: cross-checks against reference implementations
+        // (protobufjs) that cannot run inside workerd (they compile code from strings).
+        test: {
+          name: "node",
+          environment: "node",
+          include: ["test/node/**/*.test.ts"],
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          environment: "node",
+          include: ["test/e2e/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+          // The e2e files each start their own wrangler dev; run them one at a time
+          // on this 2-core machine.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
