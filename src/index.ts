@@ -1,6 +1,30 @@
+// The Worker: the front door for writes (distributor) and reads (querier).
+// Routes are thin: each handler lives with the part of the system it belongs to.
+
+import { Router, type IRequest } from "itty-router";
+import { handleRemoteWrite } from "./distributor/push";
+import { handleRemoteRead } from "./querier/remote_read";
+import { handleIngesterStatus } from "./http/status";
+import { tenantOf } from "./http/tenant";
+import { toResponse } from "./http/respond";
+
 export { Ingester } from "../durable-objects/ingester";
+
+type Args = [Env, ExecutionContext];
+
+const router = Router<IRequest, Args>({
+  catch: (err) => toResponse(err),
+});
+
+router
+  .get("/ready", () => new Response("ready\n"))
+  .post("/api/v1/push", (req, env) => handleRemoteWrite(req, env, tenantOf(req, env)))
+  .post("/api/v1/write", (req, env) => handleRemoteWrite(req, env, tenantOf(req, env)))
+  .post("/api/v1/read", (req, env) => handleRemoteRead(req, env, tenantOf(req, env)))
+  .post("/prometheus/api/v1/read", (req, env) => handleRemoteRead(req, env, tenantOf(req, env)))
+  .get("/api/v1/status/ingesters", (req, env) => handleIngesterStatus(env, tenantOf(req, env)))
+  .all("*", (req) => new Response(`no route for ${req.method} ${new URL(req.url).pathname}\n`, { status: 404 }));
+
 export default {
-  async fetch(): Promise<Response> {
-    return new Response("ok");
-  },
+  fetch: (request: Request, env: Env, ctx: ExecutionContext) => router.fetch(request, env, ctx),
 } satisfies ExportedHandler<Env>;

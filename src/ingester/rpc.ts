@@ -1,0 +1,60 @@
+// What crosses the RPC boundary between the Workers (distributor, querier) and the
+// ingester Durable Objects. Structured-clone friendly and compact: one string per
+// series and typed arrays for samples, never an object per sample.
+
+import type { MetricMetadata, LabelMatcher } from "../proto/types";
+import type { Reason } from "../model/errors";
+
+/** One push's series for one shard. Samples of series i are counts[i] consecutive entries. */
+export interface ShardPush {
+  /** Series keys (src/model/labels.ts seriesKey), labels already validated and sorted. */
+  keys: string[];
+  counts: Uint32Array;
+  /** Remote write 2.0 created timestamp per series (ms), 0 when absent. */
+  created: Float64Array | null;
+  timestamps: Float64Array;
+  values: Float64Array;
+  metadata: MetricMetadata[];
+  /** The tenant's limits that the ingester applies. */
+  outOfOrderTimeWindowMs: number;
+  maxSamplesPerChunk: number;
+  maxChunkAgeMs: number;
+}
+
+export interface ReasonCount {
+  reason: Reason;
+  count: number;
+}
+
+export interface ShardPushResult {
+  /** Samples now stored (including harmless exact duplicates, as Prometheus counts them). */
+  written: number;
+  /** Samples refused, by reason. */
+  rejected: ReasonCount[];
+  /** Message of the first refused sample, naming it; null when none was refused. */
+  firstError: string | null;
+}
+
+/** A series selected by matchers: its labels and its data in [mint, maxt] as XOR chunks. */
+export interface SelectedSeries {
+  labels: string[];
+  /** Prometheus XOR chunks, in time order, each possibly extending beyond [mint, maxt]. */
+  chunks: Uint8Array[];
+  /** Out-of-order samples not yet merged into chunks, sorted by time; null when none. */
+  ooo: { timestamps: Float64Array; values: Float64Array } | null;
+}
+
+export interface SelectRequest {
+  matchers: LabelMatcher[];
+  mint: number;
+  maxt: number;
+}
+
+export interface ShardStats {
+  series: number;
+  chunks: number;
+  samplesAppended: number;
+  walRecords: number;
+  walBytes: number;
+  pushes: number;
+}

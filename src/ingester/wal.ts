@@ -1,0 +1,216 @@
+// The write-ahead log in the Durable Object's SQLite storage. One row per push
+// (rows written are what Cloudflare bills), holding typed sub-records:
+//
+//   row      := crc32c:u32le subrecord*      (checksum of the subrecords)
+//   subrecord:= type:u8 payload
+//   SERIES(1)  : count:uvarint { id:uvarint key:string }          new series, once each
+//   SAMPLES(2) : count:uvarint { id:uvarint n:uvarint { dt:varint v:f64 }* }
+//                dt is the delta to the previous timestamp in the record
+//   METADATA(3): count:uvarint { type:u8 family:string help:string unit:string }
+//
+// Record types are numbered once and never reused. A row larger than SQLite's
+// 2 MB row limit is split over consecutive rows with more=1 on all but the last.
+// The byte layout is drawn in docs/wal-format.md.
+
+import { ByteReader, ByteWriter, CorruptDataError } from "../model/bytes";
+import { crc32c } from "../storage/crc32c";
+import type { MetricMetadata, MetricType } from "../proto/types";
+
+export const enum WalRecordType {
+  Series = 1,
+  Samples = 2,
+  Metadata = 3,
+}
+
+/** Below SQLite's 2 MB row limit, with room for the row's other columns. */
+export const MAX_ROW_BYTES = 1_900_000;
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS wal (seq INTEGER PRIMARY KEY, more INTEGER NOT NULL DEFAULT 0, rec BLOB NOT NULL)`,
+];
+
+/** Builds one WAL row from the three parts a push accumulates separately. */
+export class WalRecordBuilder {
+  readonly series = new ByteWriter(1024);
+  readonly samples = new ByteWriter(64 * 1024);
+  readonly metadata = new ByteWriter(256);
+  private out = new ByteWriter(64 * 1024);
+  seriesCount = 0;
+  sampleSeriesCount = 0;
+  metadataCount = 0;
+  /** Previous timestamp written in this record, for delta encoding. */
+  prevT = 0;
+
+  reset(): void {
+    this.series.reset();
+    this.samples.reset();
+    this.metadata.reset();
+    this.seriesCount = this.sampleSeriesCount = this.metadataCount = 0;
+    this.prevT = 0;
+  }
+
+  addSeries(id: number, key: string): void {
+    this.series.uvarint(id);
+    this.series.string(key);
+    this.seriesCount++;
+  }
+
+  /** Starts a run of n samples of one series; n addSample calls follow. */
+  beginSamples(id: number, n: number): void {
+    this.samples.uvarint(id);
+    this.samples.uvarint(n);
+    this.sampleSeriesCount++;
+  }
+
+  addSample(t: number, v: number): void {
+    this.samples.varint(t - this.prevT);
+    this.samples.f64(v);
+    this.prevT = t;
+  }
+
+  addMetadata(m: MetricMetadata): void {
+    this.metadata.u8(m.type);
+    this.metadata.string(m.metricFamilyName);
+    this.metadata.string(m.help);
+    this.metadata.string(m.unit);
+    this.metadataCount++;
+  }
+
+  get empty(): boolean {
+    return this.seriesCount === 0 && this.sampleSeriesCount === 0 && this.metadataCount === 0;
+  }
+
+  /** The row's bytes (a view, valid until the next build). */
+  build(): Uint8Array {
+    const out = this.out;
+    out.reset();
+    out.u32(0); // checksum, patched below
+    if (this.seriesCount > 0) {
+      out.u8(WalRecordType.Series);
+      out.uvarint(this.seriesCount);
+      out.bytes(this.series.view());
+    }
+    if (this.metadataCount > 0) {
+      out.u8(WalRecordType.Metadata);
+      out.uvarint(this.metadataCount);
+      out.bytes(this.metadata.view());
+    }
+    if (this.sampleSeriesCount > 0) {
+      out.u8(WalRecordType.Samples);
+      out.uvarint(this.sampleSeriesCount);
+      out.bytes(this.samples.view());
+    }
+    const rec = out.view();
+    new DataView(rec.buffer, rec.byteOffset, 4).setUint32(0, crc32c(rec.subarray(4)), true);
+    return rec;
+  }
+}
+
+/** Callbacks a replay drives, in record order. */
+export interface WalVisitor {
+  series(id: number, key: string): void;
+  metadata(m: MetricMetadata): void;
+  /** Called once per sample. */
+  sample(id: number, t: number, v: number): void;
+}
+
+export function decodeWalRecord(rec: Uint8Array, visit: WalVisitor): void {
+  if (rec.length < 4) throw new CorruptDataError(`corrupt WAL record: ${rec.length} bytes is shorter than its checksum`);
+  const want = new DataView(rec.buffer, rec.byteOffset, 4).getUint32(0, true);
+  const got = crc32c(rec.subarray(4));
+  if (want !== got) throw new CorruptDataError(`corrupt WAL record: checksum ${got.toString(16)} does not match the stored ${want.toString(16)}`);
+  const r = new ByteReader(rec, "WAL record");
+  r.pos = 4;
+  while (!r.done) {
+    const type = r.u8();
+    const count = r.uvarint();
+    switch (type) {
+      case WalRecordType.Series:
+        for (let i = 0; i < count; i++) {
+          const id = r.uvarint();
+          visit.series(id, r.string());
+        }
+        break;
+      case WalRecordType.Metadata:
+        for (let i = 0; i < count; i++) {
+          const mtype = r.u8() as MetricType;
+          const metricFamilyName = r.string();
+          const help = r.string();
+          visit.metadata({ type: mtype, metricFamilyName, help, unit: r.string() });
+        }
+        break;
+      case WalRecordType.Samples: {
+        let t = 0;
+        for (let i = 0; i < count; i++) {
+          const id = r.uvarint();
+          const n = r.uvarint();
+          for (let j = 0; j < n; j++) {
+            t += r.varint();
+            visit.sample(id, t, r.f64());
+          }
+        }
+        break;
+      }
+      default:
+        throw new CorruptDataError(`corrupt WAL record: unknown record type ${type} at byte ${r.pos - 1}`);
+    }
+  }
+}
+
+/** The WAL table of one Durable Object. */
+export class Wal {
+  private nextSeq = 1;
+  records = 0;
+  bytes = 0;
+
+  constructor(private readonly sql: SqlStorage) {
+    for (const stmt of SCHEMA) sql.exec(stmt);
+  }
+
+  /** Writes one record (split over rows if needed). Call inside the push's synchronous section. */
+  append(rec: Uint8Array): void {
+    if (rec.length <= MAX_ROW_BYTES) {
+      this.sql.exec("INSERT INTO wal (seq, more, rec) VALUES (?, 0, ?)", this.nextSeq, rec);
+      this.nextSeq++;
+    } else {
+      for (let off = 0; off < rec.length; off += MAX_ROW_BYTES) {
+        const end = Math.min(off + MAX_ROW_BYTES, rec.length);
+        this.sql.exec("INSERT INTO wal (seq, more, rec) VALUES (?, ?, ?)", this.nextSeq, end < rec.length ? 1 : 0, rec.subarray(off, end));
+        this.nextSeq++;
+      }
+    }
+    this.records++;
+    this.bytes += rec.length;
+  }
+
+  /** Reads every record in order, joining split rows; returns how many records were replayed. */
+  replay(onRecord: (rec: Uint8Array) => void): number {
+    let parts: Uint8Array[] = [];
+    let n = 0;
+    for (const row of this.sql.exec<{ seq: number; more: number; rec: ArrayBuffer }>("SELECT seq, more, rec FROM wal ORDER BY seq")) {
+      this.nextSeq = row.seq + 1;
+      parts.push(new Uint8Array(row.rec));
+      if (row.more) continue;
+      const rec = parts.length === 1 ? parts[0] : concat(parts);
+      parts = [];
+      this.records++;
+      this.bytes += rec.length;
+      onRecord(rec);
+      n++;
+    }
+    if (parts.length > 0) throw new Error("corrupt WAL: the last record is incomplete (more=1 on the final row)");
+    return n;
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  let len = 0;
+  for (const p of parts) len += p.length;
+  const out = new Uint8Array(len);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}

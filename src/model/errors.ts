@@ -1,0 +1,29 @@
+// Every way an ingest can discard data, named once. The ids follow Cortex/Mimir's
+// discarded_samples_total "reason" label; the messages say what to fix.
+// HTTP status is decided at the edge (src/distributor/push.ts), not here.
+
+export const enum Reason {
+  MissingMetricName = "missing_metric_name",
+  InvalidMetricName = "metric_name_invalid",
+  MaxLabelNamesPerSeries = "max_label_names_per_series",
+  InvalidLabelName = "label_name_invalid",
+  LabelNameTooLong = "label_name_too_long",
+  LabelValueTooLong = "label_value_too_long",
+  EmptyLabelValue = "label_value_empty",
+  DuplicateLabelNames = "duplicate_label_names",
+  LabelsNotSorted = "labels_not_sorted",
+  InvalidUtf8 = "label_invalid_utf8",
+  SampleTooOld = "sample_too_old",
+  SampleTooFarInFuture = "sample_too_far_in_future",
+  SampleOutOfOrder = "sample_out_of_order",
+  SampleDuplicateTimestamp = "new_value_for_timestamp",
+  SampleOutOfBounds = "sample_out_of_bounds",
+  NativeHistogramsUnsupported = "native_histograms_unsupported",
+  ExemplarsUnsupported = "exemplars_unsupported",
+}
+
+/** A discarded series or sample: the reason id and a message naming the limit and the series. */
+export interface Rejection {
+  reason: Reason;
+  message: string;
+}
