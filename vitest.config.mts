@@ -8,7 +8,20 @@ export default defineConfig({
   test: {
     projects: [
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            // Tenant "ooo" exercises the out-of-order window; "small" the size limits.
+            miniflare: {
+              bindings: {
+                LIMITS: JSON.stringify({
+                  ooo: { outOfOrderTimeWindowMs: 600_000 },
+                  small: { maxRequestBodyBytes: 4096, maxDecompressedBytes: 8192 },
+                }),
+              },
+            },
+          }),
+        ],
         test: {
           name: "workers",
           include: ["test/unit/**/*.test.ts", "test/worker/**/*.test.ts"],

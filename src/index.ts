@@ -23,7 +23,15 @@ router
   .post("/api/v1/read", (req, env) => handleRemoteRead(req, env, tenantOf(req, env)))
   .post("/prometheus/api/v1/read", (req, env) => handleRemoteRead(req, env, tenantOf(req, env)))
   .get("/api/v1/status/ingesters", (req, env) => handleIngesterStatus(env, tenantOf(req, env)))
+  .all("/api/v1/push", methodNotAllowed("POST"))
+  .all("/api/v1/write", methodNotAllowed("POST"))
+  .all("/api/v1/read", methodNotAllowed("POST"))
   .all("*", (req) => new Response(`no route for ${req.method} ${new URL(req.url).pathname}\n`, { status: 404 }));
+
+function methodNotAllowed(allow: string) {
+  return (req: IRequest) =>
+    new Response(`method ${req.method} is not allowed on ${new URL(req.url).pathname}; use ${allow}\n`, { status: 405, headers: { Allow: allow } });
+}
 
 export default {
   fetch: (request: Request, env: Env, ctx: ExecutionContext) => router.fetch(request, env, ctx),
