@@ -17,6 +17,7 @@ export default defineConfig({
                 LIMITS: JSON.stringify({
                   ooo: { outOfOrderTimeWindowMs: 600_000 },
                   small: { maxRequestBodyBytes: 4096, maxDecompressedBytes: 8192 },
+                  tiny_head: { maxHeadBytesPerShard: 20_000, shards: 1 },
                 }),
               },
             },

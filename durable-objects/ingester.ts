@@ -1,51 +1,190 @@
 // The ingester Durable Object: one per tenant shard. A thin shell that wires the
-// object's SQLite storage and RPC to the head (src/ingester/). Every entry point
-// runs after the constructor's replay, which blockConcurrencyWhile guarantees.
+// object's SQLite storage, alarm and R2 binding to the head (src/ingester/). Every
+// entry point runs after the constructor's replay, which blockConcurrencyWhile
+// guarantees.
 
 import { DurableObject } from "cloudflare:workers";
+import { limitsFor, type Limits } from "../src/config/limits";
 import { Head } from "../src/ingester/head";
-import { Wal, decodeWalRecord } from "../src/ingester/wal";
+import { Wal, decodeWalRecord, type WalVisitor } from "../src/ingester/wal";
 import { appendPush } from "../src/ingester/append";
 import { selectSeries } from "../src/ingester/read";
+import { flushHead, type FlushResult } from "../src/ingester/flusher";
 import type { SelectRequest, SelectedSeries, ShardPush, ShardPushResult, ShardStats } from "../src/ingester/rpc";
+import { registerShard } from "../src/storage/blocks";
+
+/** Backoff after a failed flush: 2 s doubling to 5 min (alarms would give up after 6 platform retries). */
+function backoffMs(failures: number): number {
+  return Math.min(2000 * 2 ** Math.max(0, failures - 1), 300_000);
+}
 
 export class Ingester extends DurableObject<Env> {
   private head = new Head();
   private wal!: Wal;
+  private tenant: string | null = null;
+  private shard = 0;
   private pushes = 0;
+  private flushes = 0;
+  private blocksWritten = 0;
+  private flushFailures = 0;
+  private lastFlushAt: number | null = null;
+  private lastFlushError: string | null = null;
+  private alarmAt: number | null = null;
+  private shutdown = false;
+  private registered = false;
+  private flushChain: Promise<unknown> = Promise.resolve();
+  /** Wall clock; tests replace it to drive the flush rules. */
+  clock: () => number = () => Date.now();
+  /** The blocks bucket; tests wrap it to inject R2 failures. */
+  bucket: R2Bucket;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    // Memory is lost on eviction or restart: rebuild the head from the WAL before
-    // any request is let in.
-    ctx.blockConcurrencyWhile(async () => this.replay());
+    this.bucket = env.BLOCKS;
+    // Memory is lost on eviction or restart: rebuild the head from the checkpoint and
+    // the WAL before any request is let in.
+    ctx.blockConcurrencyWhile(async () => {
+      this.replay();
+      this.alarmAt = await ctx.storage.getAlarm();
+    });
   }
 
   private replay(): void {
-    this.wal = new Wal(this.ctx.storage.sql);
+    this.wal = new Wal(this.ctx.storage);
     const head = this.head;
-    const visitor = {
-      series: (id: number, key: string) => void head.addSeries(id, key),
-      metadata: (m: Parameters<typeof head.metadata.set>[1]) => void head.metadata.set(m.metricFamilyName, m),
-      sample: (id: number, t: number, v: number) => {
-        const s = head.byId[id];
-        if (!s) throw new Error(`corrupt WAL: sample for unknown series ${id}`);
-        s.appendAccepted(t, v, head.maxSamplesPerChunk, head.maxChunkAgeMs);
+    const now = this.clock();
+    const seriesFor = (id: number) => {
+      const s = head.byId[id];
+      if (!s) throw new Error(`corrupt WAL: record for unknown series ${id}`);
+      return s;
+    };
+    const visitor: WalVisitor = {
+      series: (id, key) => void (head.addSeries(id, key).lastAppendAt = now),
+      metadata: (m) => void head.metadata.set(m.metricFamilyName, m),
+      sample: (id, t, v) => {
+        seriesFor(id).appendAccepted(t, v, head.maxSamplesPerChunk, head.maxChunkAgeMs);
         head.samplesAppended++;
       },
+      chunk: (id, mint, maxt, numSamples, data) => void seriesFor(id).closed.push({ mint, maxt, numSamples, data, flushedAt: 0 }),
+      last: (id, t, v) => seriesFor(id).restoreLast(t, v),
     };
     this.wal.replay((rec) => decodeWalRecord(rec, visitor));
+    head.bytesEstimate = head.bytes();
+    const tenant = this.wal.getKv("tenant");
+    if (typeof tenant === "string") {
+      this.tenant = tenant;
+      this.shard = Number(this.wal.getKv("shard"));
+    }
+    this.shutdown = this.wal.getKv("shutdown") === 1;
+    this.registered = this.wal.getKv("registered") === 1;
+  }
+
+  private limits(): Limits {
+    return limitsFor(this.env, this.tenant ?? "");
   }
 
   async push(batch: ShardPush): Promise<ShardPushResult> {
     this.pushes++;
+    if (this.shutdown) {
+      throw new Error(`shard ${batch.shard} of tenant ${batch.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
+    }
+    if (this.tenant === null) {
+      this.tenant = batch.tenant;
+      this.shard = batch.shard;
+      this.wal.setKv("tenant", batch.tenant);
+      this.wal.setKv("shard", batch.shard);
+      // Not awaited: registration is for listing tenants; a failure is retried at flush.
+      void this.register().catch(() => {});
+    }
+    const limits = this.limits();
+    if (this.head.bytesEstimate > limits.maxHeadBytesPerShard) {
+      // R2 is failing or flushes lag: refuse (retryable) rather than risk the isolate.
+      void this.flush(false).catch(() => {});
+      throw new Error(
+        `shard ${batch.shard} of tenant ${batch.tenant} holds ${this.head.bytesEstimate} bytes, over the limit of ${limits.maxHeadBytesPerShard} (maxHeadBytesPerShard), until a flush to R2 succeeds`,
+      );
+    }
     // Synchronous from validation to WAL insert: the output gate holds the reply
     // until SQLite has committed the row, so the ack means durable.
-    return appendPush(this.head, this.wal, batch);
+    const result = appendPush(this.head, this.wal, batch, this.clock());
+    if (this.alarmAt === null) this.schedule(this.clock() + limits.flushCheckPeriodMs);
+    return result;
   }
 
   async select(req: SelectRequest): Promise<SelectedSeries[]> {
     return selectSeries(this.head, req.matchers, req.mint, req.maxt);
+  }
+
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const limits = this.limits();
+    try {
+      await this.flush(false);
+      if (this.head.numSeries > 0) this.schedule(this.clock() + limits.flushCheckPeriodMs);
+    } catch {
+      // Nothing was trimmed; try again with backoff, under our control.
+      this.schedule(this.clock() + backoffMs(this.flushFailures));
+    }
+  }
+
+  /** Flushes every chunk, open ones included (POST /flush). Resolves when the block is in R2. */
+  async flushAll(): Promise<FlushResult | null> {
+    return this.flush(true);
+  }
+
+  /** Stops writes, flushes everything and releases memory (POST /shutdown). */
+  async shutdownShard(): Promise<FlushResult | null> {
+    this.shutdown = true;
+    this.wal.setKv("shutdown", 1);
+    const result = await this.flush(true);
+    // Everything is in R2: drop it all from memory (the retain period is waived).
+    await this.flush(false, { idlePeriodMs: 0, retainPeriodMs: 0 });
+    return result;
+  }
+
+  /** Accepts writes again (DELETE /shutdown). */
+  async resume(): Promise<void> {
+    this.shutdown = false;
+    this.wal.setKv("shutdown", null);
+  }
+
+  private flush(force: boolean, rulesOverride?: { idlePeriodMs: number; retainPeriodMs: number }): Promise<FlushResult | null> {
+    // One flush at a time: an alarm and a /flush wait for each other.
+    const run = this.flushChain.then(() => this.flushOnce(force, rulesOverride));
+    this.flushChain = run.catch(() => {});
+    return run;
+  }
+
+  private async flushOnce(force: boolean, rulesOverride?: { idlePeriodMs: number; retainPeriodMs: number }): Promise<FlushResult | null> {
+    if (this.tenant === null) return null;
+    const limits = this.limits();
+    const rules = rulesOverride ?? { idlePeriodMs: limits.idlePeriodMs, retainPeriodMs: limits.retainPeriodMs };
+    try {
+      await this.register();
+      const result = await flushHead({ head: this.head, wal: this.wal, bucket: this.bucket, tenant: this.tenant, shard: this.shard }, rules, this.clock(), force);
+      this.flushes++;
+      if (result.block) this.blocksWritten++;
+      this.flushFailures = 0;
+      this.lastFlushAt = this.clock();
+      this.lastFlushError = null;
+      return result;
+    } catch (e) {
+      this.flushFailures++;
+      this.lastFlushError = `${new Date(this.clock()).toISOString()}: ${(e as Error).message}`;
+      throw e;
+    }
+  }
+
+  private async register(): Promise<void> {
+    if (this.registered || this.tenant === null) return;
+    await registerShard(this.bucket, this.tenant, this.shard);
+    this.registered = true;
+    this.wal.setKv("registered", 1);
+  }
+
+  private schedule(at: number): void {
+    this.alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
   }
 
   async stats(): Promise<ShardStats> {
@@ -55,7 +194,16 @@ export class Ingester extends DurableObject<Env> {
       samplesAppended: this.head.samplesAppended,
       walRecords: this.wal.records,
       walBytes: this.wal.bytes,
+      checkpointBytes: this.wal.checkpointBytes,
+      headBytes: this.head.bytesEstimate,
       pushes: this.pushes,
+      flushes: this.flushes,
+      blocksWritten: this.blocksWritten,
+      r2Puts: this.blocksWritten,
+      lastFlushAt: this.lastFlushAt,
+      lastFlushError: this.lastFlushError,
+      nextAlarmAt: this.alarmAt,
+      shutdown: this.shutdown,
     };
   }
 }

@@ -7,6 +7,7 @@ import { handleRemoteRead } from "./querier/remote_read";
 import { handleIngesterStatus } from "./http/status";
 import { tenantOf } from "./http/tenant";
 import { toResponse } from "./http/respond";
+import { handleFlush, handleListBlocks, handleResume, handleShutdown } from "./http/admin";
 
 export { Ingester } from "../durable-objects/ingester";
 
@@ -23,6 +24,10 @@ router
   .post("/api/v1/read", (req, env) => handleRemoteRead(req, env, tenantOf(req, env)))
   .post("/prometheus/api/v1/read", (req, env) => handleRemoteRead(req, env, tenantOf(req, env)))
   .get("/api/v1/status/ingesters", (req, env) => handleIngesterStatus(env, tenantOf(req, env)))
+  .post("/flush", (req, env) => handleFlush(req, env, tenantOf(req, env)))
+  .post("/shutdown", (req, env) => handleShutdown(env, tenantOf(req, env)))
+  .delete("/shutdown", (req, env) => handleResume(env, tenantOf(req, env)))
+  .get("/api/v1/blocks", (req, env) => handleListBlocks(req, env, tenantOf(req, env)))
   .all("/api/v1/push", methodNotAllowed("POST"))
   .all("/api/v1/write", methodNotAllowed("POST"))
   .all("/api/v1/read", methodNotAllowed("POST"))

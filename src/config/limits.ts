@@ -25,6 +25,14 @@ export interface Limits {
   maxSamplesPerChunk: number;
   /** A head chunk spanning more than this is cut (Loki/Cortex max_chunk_age, 2h). */
   maxChunkAgeMs: number;
+  /** A series with no samples for this long has its open chunk closed and flushed (Loki chunk_idle_period, 30m). */
+  idlePeriodMs: number;
+  /** Flushed chunks stay in memory this long, so queries see no gap (Loki chunk_retain_period, 15m). */
+  retainPeriodMs: number;
+  /** How often an ingester checks for chunks to flush (Loki flush_check_period, 30s). */
+  flushCheckPeriodMs: number;
+  /** Past this many bytes of head data a shard refuses writes with 503 until a flush frees memory. */
+  maxHeadBytesPerShard: number;
 }
 
 const MINUTE = 60_000;
@@ -43,6 +51,10 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxDecompressedBytes: 64 * MiB,
   maxSamplesPerChunk: 120,
   maxChunkAgeMs: 2 * HOUR,
+  idlePeriodMs: 30 * MINUTE,
+  retainPeriodMs: 15 * MINUTE,
+  flushCheckPeriodMs: 30_000,
+  maxHeadBytesPerShard: 48 * MiB,
 });
 
 type Overrides = Record<string, Partial<Limits>>;

@@ -148,6 +148,8 @@ function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: nu
   for (let shard = 0; shard < limits.shards; shard++) {
     if (shardSeries[shard] === 0) continue;
     batches[shard] = {
+      tenant,
+      shard,
       keys: new Array(shardSeries[shard]),
       counts: new Uint32Array(shardSeries[shard]),
       created: anyCreated[shard] ? new Float64Array(shardSeries[shard]) : null,
@@ -182,13 +184,15 @@ function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: nu
   for (const m of write.metadata) {
     if (!m.metricFamilyName) continue;
     const shard = ring.shardFor(seriesHash(tenant, "__metadata__" + m.metricFamilyName));
-    (batches[shard] ??= emptyBatch(limits)).metadata.push(m as MetricMetadata);
+    (batches[shard] ??= emptyBatch(tenant, shard, limits)).metadata.push(m as MetricMetadata);
   }
   return batches;
 }
 
-function emptyBatch(limits: Limits): ShardPush {
+function emptyBatch(tenant: string, shard: number, limits: Limits): ShardPush {
   return {
+    tenant,
+    shard,
     keys: [],
     counts: new Uint32Array(0),
     created: null,

@@ -27,7 +27,7 @@ const enum Decision {
   Append = 1,
 }
 
-export function appendPush(head: Head, wal: Wal, push: ShardPush): ShardPushResult {
+export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): ShardPushResult {
   const { keys, counts, created, timestamps, values } = push;
   const window = push.outOfOrderTimeWindowMs;
   head.maxSamplesPerChunk = push.maxSamplesPerChunk;
@@ -130,7 +130,12 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush): ShardPushResu
   // Commit: WAL first. Nothing above touched the head except staging fields.
   if (!builder.empty) wal.append(builder.build());
 
-  if (pending !== null) for (const s of pending.values()) head.insertSeries(s);
+  if (pending !== null) {
+    for (const s of pending.values()) {
+      head.insertSeries(s);
+      head.bytesEstimate += 200 + s.key.length * 2;
+    }
+  }
   for (const m of push.metadata) head.metadata.set(m.metricFamilyName, m);
   const maxSamples = head.maxSamplesPerChunk;
   const maxAge = head.maxChunkAgeMs;
@@ -139,6 +144,7 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush): ShardPushResu
   for (let i = 0; i < keys.length; i++) {
     const s = seriesOf[i];
     const n = counts[i];
+    s.lastAppendAt = now;
     if (ctAccepted !== null && ctAccepted[i]) {
       s.appendAccepted(created![i], 0, maxSamples, maxAge);
       appendedTotal++;
@@ -152,6 +158,7 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush): ShardPushResu
     off += n;
   }
   head.samplesAppended += appendedTotal;
+  head.bytesEstimate += appendedTotal * 2;
 
   const rejectedList: ReasonCount[] = [];
   for (const [reason, count] of rejected) rejectedList.push({ reason, count });

@@ -14,6 +14,8 @@ export class Head {
   readonly metadata = new Map<string, MetricMetadata>();
   nextId = 1;
   samplesAppended = 0;
+  /** Memory held, maintained cheaply per push and recomputed at each flush. */
+  bytesEstimate = 0;
   /** Chunk cut rules of the tenant, refreshed by every push (defaults until then, e.g. during replay). */
   maxSamplesPerChunk = DEFAULT_LIMITS.maxSamplesPerChunk;
   maxChunkAgeMs = DEFAULT_LIMITS.maxChunkAgeMs;
@@ -37,6 +39,19 @@ export class Head {
     this.byId[s.id] = s;
     this.postings.add(s.id, s.labels);
     if (s.id >= this.nextId) this.nextId = s.id + 1;
+  }
+
+  removeSeries(s: MemSeries): void {
+    this.byKey.delete(s.key);
+    this.byId[s.id] = undefined;
+    this.postings.remove(s.id, s.labels);
+  }
+
+  /** Bytes of chunk data in memory plus a per-series allowance for labels and maps. */
+  bytes(): number {
+    let n = 0;
+    for (const s of this.byKey.values()) n += s.bytes() + 200 + s.key.length * 2;
+    return n;
   }
 
   numChunks(): number {

@@ -17,6 +17,18 @@ export class Postings {
     }
   }
 
+  remove(id: number, labels: FlatLabels): void {
+    for (let i = 0; i < labels.length; i += 2) {
+      const values = this.byName.get(labels[i]);
+      const list = values?.get(labels[i + 1]);
+      if (!values || !list) continue;
+      const at = list.indexOf(id);
+      if (at >= 0) list.splice(at, 1);
+      if (list.length === 0) values.delete(labels[i + 1]);
+      if (values.size === 0) this.byName.delete(labels[i]);
+    }
+  }
+
   get(name: string, value: string): number[] {
     return this.byName.get(name)?.get(value) ?? EMPTY;
   }

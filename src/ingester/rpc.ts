@@ -7,6 +7,8 @@ import type { Reason } from "../model/errors";
 
 /** One push's series for one shard. Samples of series i are counts[i] consecutive entries. */
 export interface ShardPush {
+  tenant: string;
+  shard: number;
   /** Series keys (src/model/labels.ts seriesKey), labels already validated and sorted. */
   keys: string[];
   counts: Uint32Array;
@@ -56,5 +58,14 @@ export interface ShardStats {
   samplesAppended: number;
   walRecords: number;
   walBytes: number;
+  checkpointBytes: number;
+  headBytes: number;
   pushes: number;
+  flushes: number;
+  blocksWritten: number;
+  r2Puts: number;
+  lastFlushAt: number | null;
+  lastFlushError: string | null;
+  nextAlarmAt: number | null;
+  shutdown: boolean;
 }

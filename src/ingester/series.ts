@@ -8,7 +8,10 @@ import type { FlatLabels } from "../model/labels";
 export interface HeadChunk {
   mint: number;
   maxt: number;
+  numSamples: number;
   data: Uint8Array;
+  /** Wall-clock time the chunk's block was confirmed in R2; 0 while not flushed. */
+  flushedAt: number;
 }
 
 // Raw bits of float64 values: the ordering rules compare bits, as Prometheus does
@@ -70,6 +73,8 @@ export class MemSeries {
   lastHi = 0;
   lastLo = 0;
   ooo: OooBuffer | null = null;
+  /** Wall-clock time of the last append, for the idle rule. */
+  lastAppendAt = 0;
 
   // Staging state of the push being validated (see append.ts): the series' last
   // sample as if the push's accepted samples so far were already appended.
@@ -117,8 +122,35 @@ export class MemSeries {
   cut(): void {
     const open = this.open;
     if (open === null || open.numSamples === 0) return;
-    this.closed.push({ mint: open.minTime, maxt: open.maxTime, data: open.finish() });
+    this.closed.push({ mint: open.minTime, maxt: open.maxTime, numSamples: open.numSamples, data: open.finish(), flushedAt: 0 });
     this.open = null;
+  }
+
+  /** Turns the out-of-order buffer into a closed chunk (it may overlap others; readers merge). */
+  cutOutOfOrder(): void {
+    const ooo = this.ooo;
+    if (ooo === null || ooo.length === 0) return;
+    const app = new XorAppender(ooo.length * 4);
+    for (let i = 0; i < ooo.length; i++) app.append(ooo.timestamps[i], ooo.values[i]);
+    this.closed.push({ mint: ooo.timestamps[0], maxt: ooo.timestamps[ooo.length - 1], numSamples: ooo.length, data: app.finish(), flushedAt: 0 });
+    this.ooo = null;
+  }
+
+  /** Restores the last sample (after a checkpoint), so the ordering rules still hold. */
+  restoreLast(t: number, v: number): void {
+    if (t <= this.lastT) return;
+    this.lastT = t;
+    scratch[0] = v;
+    this.lastHi = scratchWords[1];
+    this.lastLo = scratchWords[0];
+  }
+
+  /** Bytes of chunk data held in memory. */
+  bytes(): number {
+    let n = this.open ? this.open.bytes().length : 0;
+    for (const c of this.closed) n += c.data.length;
+    if (this.ooo) n += this.ooo.length * 16;
+    return n;
   }
 
   /** The value stored at exactly t, as [hi, lo] bits, or null. Used for out-of-order duplicate checks (rare path). */

@@ -7,6 +7,10 @@
 //   SAMPLES(2) : count:uvarint { id:uvarint n:uvarint { dt:varint v:f64 }* }
 //                dt is the delta to the previous timestamp in the record
 //   METADATA(3): count:uvarint { type:u8 family:string help:string unit:string }
+//   CHUNK(4)   : count:uvarint { id:uvarint mint:varint maxt:varint n:uvarint len:uvarint bytes }
+//   LAST(5)    : count:uvarint { id:uvarint t:varint v:f64 }   the series' newest sample
+//
+// CHUNK and LAST appear only in checkpoints (docs/wal-format.md).
 //
 // Record types are numbered once and never reused. A row larger than SQLite's
 // 2 MB row limit is split over consecutive rows with more=1 on all but the last.
@@ -20,6 +24,8 @@ export const enum WalRecordType {
   Series = 1,
   Samples = 2,
   Metadata = 3,
+  Chunk = 4,
+  Last = 5,
 }
 
 /** Below SQLite's 2 MB row limit, with room for the row's other columns. */
@@ -27,6 +33,9 @@ export const MAX_ROW_BYTES = 1_900_000;
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS wal (seq INTEGER PRIMARY KEY, more INTEGER NOT NULL DEFAULT 0, rec BLOB NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS checkpoint (part INTEGER PRIMARY KEY, rec BLOB NOT NULL)`,
+  // Small durable facts: checkpoint_seq, tenant, shard, flush_intent, shutdown.
+  `CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value)`,
 ];
 
 /** Builds one WAL row from the three parts a push accumulates separately. */
@@ -112,6 +121,10 @@ export interface WalVisitor {
   metadata(m: MetricMetadata): void;
   /** Called once per sample. */
   sample(id: number, t: number, v: number): void;
+  /** A closed, unflushed XOR chunk (checkpoints only). */
+  chunk(id: number, mint: number, maxt: number, numSamples: number, data: Uint8Array): void;
+  /** The series' newest sample (checkpoints only). */
+  last(id: number, t: number, v: number): void;
 }
 
 export function decodeWalRecord(rec: Uint8Array, visit: WalVisitor): void {
@@ -151,20 +164,49 @@ export function decodeWalRecord(rec: Uint8Array, visit: WalVisitor): void {
         }
         break;
       }
+      case WalRecordType.Chunk:
+        for (let i = 0; i < count; i++) {
+          const id = r.uvarint();
+          const mint = r.varint();
+          const maxt = r.varint();
+          const n = r.uvarint();
+          visit.chunk(id, mint, maxt, n, r.bytes(r.uvarint()).slice());
+        }
+        break;
+      case WalRecordType.Last:
+        for (let i = 0; i < count; i++) {
+          const id = r.uvarint();
+          const t = r.varint();
+          visit.last(id, t, r.f64());
+        }
+        break;
       default:
         throw new CorruptDataError(`corrupt WAL record: unknown record type ${type} at byte ${r.pos - 1}`);
     }
   }
 }
 
-/** The WAL table of one Durable Object. */
+/**
+ * The WAL and checkpoint tables of one Durable Object. A checkpoint holds the head's
+ * unflushed state after a flush; writing it deletes every WAL row it covers, in the
+ * same transaction, so replay is: checkpoint parts, then the WAL rows after it.
+ */
 export class Wal {
   private nextSeq = 1;
+  /** WAL records and bytes currently stored (checkpoint excluded). */
   records = 0;
   bytes = 0;
+  checkpointBytes = 0;
+  private readonly sql: SqlStorage;
 
-  constructor(private readonly sql: SqlStorage) {
-    for (const stmt of SCHEMA) sql.exec(stmt);
+  constructor(private readonly storage: DurableObjectStorage) {
+    this.sql = storage.sql;
+    for (const stmt of SCHEMA) this.sql.exec(stmt);
+  }
+
+  /** The sequence number of the last record written (0 when none ever was). */
+  get lastSeq(): number {
+    return this.nextSeq - 1;
   }
 
   /** Writes one record (split over rows if needed). Call inside the push's synchronous section. */
@@ -183,10 +225,42 @@ export class Wal {
     this.bytes += rec.length;
   }
 
-  /** Reads every record in order, joining split rows; returns how many records were replayed. */
+  /** Replaces the checkpoint with `parts` and deletes every WAL row written so far, atomically. */
+  checkpoint(parts: Uint8Array[]): void {
+    const upTo = this.lastSeq;
+    this.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM checkpoint");
+      parts.forEach((p, i) => this.sql.exec("INSERT INTO checkpoint (part, rec) VALUES (?, ?)", i, p));
+      this.sql.exec("DELETE FROM wal WHERE seq <= ?", upTo);
+      this.setKv("checkpoint_seq", upTo);
+    });
+    this.records = 0;
+    this.bytes = 0;
+    this.checkpointBytes = parts.reduce((n, p) => n + p.length, 0);
+  }
+
+  getKv(key: string): string | number | null {
+    const rows = this.sql.exec<{ value: string | number }>("SELECT value FROM kv WHERE key = ?", key).toArray();
+    return rows.length > 0 ? rows[0].value : null;
+  }
+
+  setKv(key: string, value: string | number | null): void {
+    if (value === null) this.sql.exec("DELETE FROM kv WHERE key = ?", key);
+    else this.sql.exec("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
+  }
+
+  /** Reads the checkpoint, then every WAL record after it, joining split rows. */
   replay(onRecord: (rec: Uint8Array) => void): number {
-    let parts: Uint8Array[] = [];
+    const cp = this.getKv("checkpoint_seq");
+    if (typeof cp === "number") this.nextSeq = cp + 1;
     let n = 0;
+    for (const row of this.sql.exec<{ rec: ArrayBuffer }>("SELECT rec FROM checkpoint ORDER BY part")) {
+      const rec = new Uint8Array(row.rec);
+      this.checkpointBytes += rec.length;
+      onRecord(rec);
+      n++;
+    }
+    let parts: Uint8Array[] = [];
     for (const row of this.sql.exec<{ seq: number; more: number; rec: ArrayBuffer }>("SELECT seq, more, rec FROM wal ORDER BY seq")) {
       this.nextSeq = row.seq + 1;
       parts.push(new Uint8Array(row.rec));

@@ -8,7 +8,7 @@ import { BodyTooLargeError, snappyCompress, snappyDecompress } from "../proto/sn
 import { decodeReadRequest, encodeReadResponse } from "../proto/remote_read";
 import { ProtoError, ReadResponseType, type ReadRequest, type SeriesSamples } from "../proto/types";
 import { MatcherError } from "../model/matchers";
-import { selectFromIngesters, toSamples } from "./select";
+import { select, toSamples } from "./select";
 
 export async function handleRemoteRead(request: Request, env: Env, tenant: string): Promise<Response> {
   const limits = limitsFor(env, tenant);
@@ -29,7 +29,7 @@ export async function handleRemoteRead(request: Request, env: Env, tenant: strin
   for (const q of req.queries) {
     let selected;
     try {
-      selected = await selectFromIngesters(env, tenant, q.matchers, q.startMs, q.endMs);
+      selected = await select(env, tenant, q.matchers, q.startMs, q.endMs);
     } catch (e) {
       if (e instanceof MatcherError) throw new HttpError(400, e.message);
       throw e;

@@ -1,69 +1,119 @@
-// select(matchers, mint, maxt) over every shard of a tenant: the one read primitive
-// that remote read (and later the PromQL engine) builds on. Fan-out is bounded to the
-// Workers' 6 simultaneous connections.
+// select(matchers, mint, maxt) over a tenant's ingesters (recent data) and its blocks
+// in R2 (flushed data), merged per series: the one read primitive that remote read
+// (and later the PromQL engine) builds on. Data is kept as chunk bytes until
+// toSamples() decodes it; samples present in both (during the retain period, or after
+// a repeated flush) are de-duplicated by timestamp.
 
 import { limitsFor } from "../config/limits";
 import { MAX_CONCURRENT_SUBREQUESTS, mapLimit, shardStub } from "../distributor/shards";
 import type { SelectedSeries } from "../ingester/rpc";
-import { compareLabels } from "../model/labels";
+import { compareLabels, seriesKey } from "../model/labels";
 import { compileMatcher } from "../model/matchers";
 import { XorIterator } from "../storage/chunk/xor";
 import type { LabelMatcher, SeriesSamples } from "../proto/types";
+import { selectFromBlocks } from "./store";
 
 export async function selectFromIngesters(env: Env, tenant: string, matchers: LabelMatcher[], mint: number, maxt: number): Promise<SelectedSeries[]> {
-  // Compile here first so a bad regexp is a 400 from this Worker, not an RPC error.
-  for (const m of matchers) compileMatcher(m);
   const shards = limitsFor(env, tenant).shards;
   const ids = Array.from({ length: shards }, (_, i) => i);
-  const perShard = await mapLimit(ids, MAX_CONCURRENT_SUBREQUESTS, (shard) =>
-    shardStub(env, tenant, shard).select({ matchers, mint, maxt }),
-  );
-  // A series lives on exactly one shard, so concatenating is merging.
-  const all = perShard.flat();
-  all.sort((a, b) => compareLabels(a.labels, b.labels));
-  return all;
+  const perShard = await mapLimit(ids, MAX_CONCURRENT_SUBREQUESTS, (shard) => shardStub(env, tenant, shard).select({ matchers, mint, maxt }));
+  return perShard.flat();
 }
 
-/** Decodes a selected series' chunks (and out-of-order samples) to samples in [mint, maxt]. */
+/** Every series matching, from ingesters and R2, merged by labels and sorted. */
+export async function select(env: Env, tenant: string, matchers: LabelMatcher[], mint: number, maxt: number): Promise<SelectedSeries[]> {
+  // Compile here first so a bad regexp is a 400 from this Worker, not an RPC error.
+  const compiled = matchers.map(compileMatcher);
+  const [head, store] = await Promise.all([
+    selectFromIngesters(env, tenant, matchers, mint, maxt),
+    selectFromBlocks(env.BLOCKS, tenant, compiled, mint, maxt),
+  ]);
+  return mergeSeries([store, head]);
+}
+
+/** Merges lists of selected series by label set; chunks of the earlier lists come first. */
+export function mergeSeries(lists: SelectedSeries[][]): SelectedSeries[] {
+  const byKey = new Map<string, SelectedSeries>();
+  for (const list of lists) {
+    for (const s of list) {
+      const key = seriesKey(s.labels);
+      const have = byKey.get(key);
+      if (!have) byKey.set(key, { labels: s.labels, chunks: s.chunks.slice(), ooo: s.ooo });
+      else {
+        for (const c of s.chunks) have.chunks.push(c);
+        if (s.ooo) have.ooo = have.ooo ? concatOoo(have.ooo, s.ooo) : s.ooo;
+      }
+    }
+  }
+  const out = [...byKey.values()];
+  out.sort((a, b) => compareLabels(a.labels, b.labels));
+  return out;
+}
+
+function concatOoo(a: NonNullable<SelectedSeries["ooo"]>, b: NonNullable<SelectedSeries["ooo"]>): NonNullable<SelectedSeries["ooo"]> {
+  const ts = new Float64Array(a.timestamps.length + b.timestamps.length);
+  const vs = new Float64Array(ts.length);
+  ts.set(a.timestamps);
+  ts.set(b.timestamps, a.timestamps.length);
+  vs.set(a.values);
+  vs.set(b.values, a.values.length);
+  return { timestamps: ts, values: vs };
+}
+
+/**
+ * Decodes a series' chunks and out-of-order samples to time-ordered samples in
+ * [mint, maxt], one per timestamp. The common case (chunks in order, no overlap) is
+ * one pass; overlapping sources (head and block, out-of-order chunks) are sorted and
+ * de-duplicated, keeping the first source's value.
+ */
 export function toSamples(sel: SelectedSeries, mint: number, maxt: number): SeriesSamples {
   let cap = 0;
   for (const c of sel.chunks) cap += (c[0] << 8) | c[1];
   if (sel.ooo) cap += sel.ooo.timestamps.length;
-  let ts = new Float64Array(cap);
-  let vs = new Float64Array(cap);
+  const ts = new Float64Array(cap);
+  const vs = new Float64Array(cap);
   let n = 0;
-  const it = new XorIterator(sel.chunks[0] ?? new Uint8Array(2));
+  let sorted = true;
+  let prev = -Infinity;
+  const it = new XorIterator(sel.chunks[0] ?? EMPTY_CHUNK);
   for (const c of sel.chunks) {
     it.reset(c);
     while (it.next()) {
-      if (it.t < mint) continue;
-      if (it.t > maxt) break;
-      ts[n] = it.t;
-      vs[n] = it.v;
-      n++;
+      const t = it.t;
+      if (t < mint) continue;
+      if (t > maxt) break;
+      if (t <= prev) sorted = false;
+      prev = t;
+      ts[n] = t;
+      vs[n++] = it.v;
     }
   }
   if (sel.ooo) {
-    // Merge the sorted out-of-order samples in; in-order chunks win on equal timestamps (they cannot differ: equal timestamps are rejected unless equal).
     const o = sel.ooo;
-    const mts = new Float64Array(n + o.timestamps.length);
-    const mvs = new Float64Array(n + o.timestamps.length);
-    let i = 0;
-    let j = 0;
-    let k = 0;
-    while (i < n || j < o.timestamps.length) {
-      if (j >= o.timestamps.length || (i < n && ts[i] <= o.timestamps[j])) {
-        if (j < o.timestamps.length && i < n && ts[i] === o.timestamps[j]) j++;
-        mts[k] = ts[i];
-        mvs[k++] = vs[i++];
-      } else {
-        mts[k] = o.timestamps[j];
-        mvs[k++] = o.values[j++];
-      }
+    for (let i = 0; i < o.timestamps.length; i++) {
+      const t = o.timestamps[i];
+      if (t < mint || t > maxt) continue;
+      if (t <= prev) sorted = false;
+      prev = t;
+      ts[n] = t;
+      vs[n++] = o.values[i];
     }
-    ts = mts;
-    vs = mvs;
-    n = k;
   }
-  return { labels: sel.labels, timestamps: ts.subarray(0, n), values: vs.subarray(0, n) };
+  if (sorted) return { labels: sel.labels, timestamps: ts.subarray(0, n), values: vs.subarray(0, n) };
+  // Stable sort of indexes by time keeps the first source first among equal timestamps.
+  const idx = new Uint32Array(n);
+  for (let i = 0; i < n; i++) idx[i] = i;
+  idx.sort((a, b) => ts[a] - ts[b] || a - b);
+  const ots = new Float64Array(n);
+  const ovs = new Float64Array(n);
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const t = ts[idx[i]];
+    if (k > 0 && ots[k - 1] === t) continue;
+    ots[k] = t;
+    ovs[k++] = vs[idx[i]];
+  }
+  return { labels: sel.labels, timestamps: ots.subarray(0, k), values: ovs.subarray(0, k) };
 }
+
+const EMPTY_CHUNK = new Uint8Array([0, 0]);

@@ -11,6 +11,12 @@ function collect(rec: Uint8Array) {
     series: (id, key) => series.push([id, key]),
     sample: (id, t, val) => samples.push([id, t, val]),
     metadata: (m) => metadata.push(m),
+    chunk: () => {
+      throw new Error("no chunks in WAL records");
+    },
+    last: () => {
+      throw new Error("no LAST in WAL records");
+    },
   };
   decodeWalRecord(rec, v);
   return { series, samples, metadata };

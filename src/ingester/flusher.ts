@@ -1,0 +1,71 @@
+// The I/O of a flush: the head's closed chunks become one block in R2, and only
+// after R2 confirmed the write are they marked flushed and the WAL trimmed (by a
+// checkpoint). Idempotent under repeated or interrupted alarms:
+// - the block's key is recorded (flush_intent) before the PUT; a flush that finds an
+//   intent left by an interrupted attempt deletes that object first, since its chunks
+//   were never marked flushed and go into the new block;
+// - chunks marked flushed are never uploaded again;
+// - readers de-duplicate samples by timestamp, so the retain period's overlap of head
+//   and block never counts twice.
+
+import { BlockWriter } from "../storage/block/writer";
+import { ChunkEncoding, type BlockMeta } from "../storage/block/format";
+import { blockKey, deleteBlock, putBlock } from "../storage/blocks";
+import { encodeCheckpoint } from "./checkpoint";
+import { collectFlush, dropRetained, markFlushed, type FlushReason, type FlushRules } from "./flush";
+import type { Head } from "./head";
+import type { Wal } from "./wal";
+
+export interface FlushTarget {
+  head: Head;
+  wal: Wal;
+  bucket: R2Bucket;
+  tenant: string;
+  shard: number;
+}
+
+export interface FlushResult {
+  block: BlockMeta | null;
+  key: string | null;
+  reasons: Partial<Record<FlushReason, number>>;
+  seriesDropped: number;
+}
+
+const INTENT = "flush_intent";
+
+export async function flushHead(target: FlushTarget, rules: FlushRules, now: number, force: boolean): Promise<FlushResult> {
+  const { head, wal, bucket, tenant, shard } = target;
+  const intent = wal.getKv(INTENT);
+  if (typeof intent === "string") {
+    await deleteBlock(bucket, intent);
+    wal.setKv(INTENT, null);
+  }
+
+  const plan = collectFlush(head, now, rules, force);
+  let block: BlockMeta | null = null;
+  let key: string | null = null;
+  if (plan.numChunks > 0) {
+    const writer = new BlockWriter();
+    for (let i = 0; i < plan.series.length; i++) {
+      writer.addSeries(
+        plan.series[i].labels,
+        plan.chunks[i].map((c) => ({ mint: c.mint, maxt: c.maxt, numSamples: c.numSamples, encoding: ChunkEncoding.XOR, data: c.data })),
+      );
+    }
+    const cp = wal.getKv("checkpoint_seq");
+    const { bytes, meta } = writer.finish({ tenant, shard, walRange: { from: (typeof cp === "number" ? cp : 0) + 1, to: wal.lastSeq } });
+    key = blockKey(tenant, meta);
+    wal.setKv(INTENT, key);
+    // The only await: pushes may append meanwhile; what they add is not in `plan`.
+    await putBlock(bucket, key, bytes, meta);
+    block = meta;
+  }
+
+  // Confirmed (or nothing to write): synchronous from here, so these writes commit together.
+  markFlushed(plan, now);
+  const seriesDropped = dropRetained(head, now, rules);
+  if (plan.numChunks > 0 || seriesDropped > 0) wal.checkpoint(encodeCheckpoint(head));
+  wal.setKv(INTENT, null);
+  head.bytesEstimate = head.bytes();
+  return { block, key, reasons: Object.fromEntries(plan.reasons), seriesDropped };
+}
