@@ -3,7 +3,8 @@
 // tenant that has written (admin scope once authentication exists).
 
 import { limitsFor } from "../config/limits";
-import { MAX_CONCURRENT_SUBREQUESTS, mapLimit, shardStub } from "../distributor/shards";
+import { shardStub } from "../distributor/shards";
+import { MAX_CONCURRENT_SUBREQUESTS, mapLimit } from "../model/concurrency";
 import { listBlocks, listTenants } from "../storage/blocks";
 import { HttpError } from "./errors";
 

@@ -3,7 +3,8 @@
 // operators; the system's full /metrics comes with the tenancy issue.
 
 import { limitsFor } from "../config/limits";
-import { MAX_CONCURRENT_SUBREQUESTS, mapLimit, shardStub } from "../distributor/shards";
+import { shardStub } from "../distributor/shards";
+import { MAX_CONCURRENT_SUBREQUESTS, mapLimit } from "../model/concurrency";
 
 export async function handleIngesterStatus(env: Env, tenant: string): Promise<Response> {
   const shards = limitsFor(env, tenant).shards;

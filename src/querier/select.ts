@@ -5,7 +5,8 @@
 // a repeated flush) are de-duplicated by timestamp.
 
 import { limitsFor } from "../config/limits";
-import { MAX_CONCURRENT_SUBREQUESTS, mapLimit, shardStub } from "../distributor/shards";
+import { shardStub } from "../distributor/shards";
+import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../model/concurrency";
 import type { SelectedSeries } from "../ingester/rpc";
 import { compareLabels, seriesKey } from "../model/labels";
 import { compileMatcher } from "../model/matchers";
@@ -13,20 +14,28 @@ import { XorIterator } from "../storage/chunk/xor";
 import type { LabelMatcher, SeriesSamples } from "../proto/types";
 import { selectFromBlocks } from "./store";
 
-export async function selectFromIngesters(env: Env, tenant: string, matchers: LabelMatcher[], mint: number, maxt: number): Promise<SelectedSeries[]> {
+export async function selectFromIngesters(env: Env, tenant: string, matchers: LabelMatcher[], mint: number, maxt: number, gate: Semaphore): Promise<SelectedSeries[]> {
   const shards = limitsFor(env, tenant).shards;
-  const ids = Array.from({ length: shards }, (_, i) => i);
-  const perShard = await mapLimit(ids, MAX_CONCURRENT_SUBREQUESTS, (shard) => shardStub(env, tenant, shard).select({ matchers, mint, maxt }));
+  const perShard = await Promise.all(
+    Array.from({ length: shards }, (_, shard) => gate.run(() => shardStub(env, tenant, shard).select({ matchers, mint, maxt }))),
+  );
   return perShard.flat();
 }
 
 /** Every series matching, from ingesters and R2, merged by labels and sorted. */
-export async function select(env: Env, tenant: string, matchers: LabelMatcher[], mint: number, maxt: number): Promise<SelectedSeries[]> {
+export async function select(
+  env: Env,
+  tenant: string,
+  matchers: LabelMatcher[],
+  mint: number,
+  maxt: number,
+  gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS),
+): Promise<SelectedSeries[]> {
   // Compile here first so a bad regexp is a 400 from this Worker, not an RPC error.
   const compiled = matchers.map(compileMatcher);
   const [head, store] = await Promise.all([
-    selectFromIngesters(env, tenant, matchers, mint, maxt),
-    selectFromBlocks(env.BLOCKS, tenant, compiled, mint, maxt),
+    selectFromIngesters(env, tenant, matchers, mint, maxt, gate),
+    selectFromBlocks(env.BLOCKS, tenant, compiled, mint, maxt, gate),
   ]);
   return mergeSeries([store, head]);
 }

@@ -6,7 +6,9 @@
 // R2 returns with list(), so listing costs no GETs.
 
 import type { BlockMeta } from "./block/format";
-import { openBlock, type BlockIndex, type RangeSource } from "./block/reader";
+import { BlockIndex, openBlock, type RangeSource } from "./block/reader";
+import type { Toc } from "./block/format";
+import type { Semaphore } from "../model/concurrency";
 
 /** Timestamps in keys: offset so negative times sort correctly, fixed width. */
 const TIME_OFFSET = 1e15;
@@ -45,7 +47,7 @@ export async function deleteBlock(bucket: R2Bucket, key: string): Promise<void> 
 }
 
 /** The tenant's blocks overlapping [mint, maxt], in key order. */
-export async function listBlocks(bucket: R2Bucket, tenant: string, mint: number, maxt: number): Promise<ListedBlock[]> {
+export async function listBlocks(bucket: R2Bucket, tenant: string, mint: number, maxt: number, gate?: Semaphore): Promise<ListedBlock[]> {
   const prefix = tenantBlocksPrefix(tenant);
   const out: ListedBlock[] = [];
   let cursor: string | undefined;
@@ -54,7 +56,7 @@ export async function listBlocks(bucket: R2Bucket, tenant: string, mint: number,
     r2Ops.lists++;
     // `include` is in R2's list API but missing from this workers-types release.
     const options = { prefix, startAfter: cursor ? undefined : startAfter, cursor, include: ["customMetadata"] } as R2ListOptions;
-    const page = await bucket.list(options);
+    const page = gate ? await gate.run(() => bucket.list(options)) : await bucket.list(options);
     for (const obj of page.objects) {
       const raw = obj.customMetadata?.meta;
       if (!raw) continue; // not a block of ours
@@ -68,19 +70,17 @@ export async function listBlocks(bucket: R2Bucket, tenant: string, mint: number,
   return out;
 }
 
-/** Ranged GETs on one R2 object. */
-export function r2Source(bucket: R2Bucket, key: string, size: number): RangeSource {
-  return {
-    size,
-    async read(offset: number, length: number): Promise<Uint8Array> {
-      r2Ops.gets++;
-      const obj = await bucket.get(key, { range: { offset, length } });
-      if (obj === null) throw new Error(`block ${key} disappeared from R2`);
-      const b = new Uint8Array(await obj.arrayBuffer());
-      r2Ops.bytesRead += b.length;
-      return b;
-    },
+/** Ranged GETs on one R2 object, through the query's connection gate when given. */
+export function r2Source(bucket: R2Bucket, key: string, size: number, gate?: Semaphore): RangeSource {
+  const get = async (offset: number, length: number): Promise<Uint8Array> => {
+    r2Ops.gets++;
+    const obj = await bucket.get(key, { range: { offset, length } });
+    if (obj === null) throw new Error(`block ${key} disappeared from R2`);
+    const b = new Uint8Array(await obj.arrayBuffer());
+    r2Ops.bytesRead += b.length;
+    return b;
   };
+  return { size, read: (offset, length) => (gate ? gate.run(() => get(offset, length)) : get(offset, length)) };
 }
 
 /**
@@ -94,14 +94,15 @@ export class IndexCache {
 
   constructor(private readonly maxBytes: number) {}
 
-  async open(bucket: R2Bucket, block: ListedBlock): Promise<BlockIndex> {
+  async open(bucket: R2Bucket, block: ListedBlock, gate?: Semaphore): Promise<BlockIndex> {
     const hit = this.entries.get(block.key);
     if (hit) {
       this.entries.delete(block.key);
       this.entries.set(block.key, hit);
       return hit;
     }
-    const index = await openBlock(r2Source(bucket, block.key, block.size));
+    const index = (await fromCacheApi(block.key, gate)) ?? (await openBlock(r2Source(bucket, block.key, block.size, gate)));
+    void toCacheApi(block.key, index, gate);
     this.entries.set(block.key, index);
     this.bytes += index.bytes.length;
     for (const [k, v] of this.entries) {
@@ -114,6 +115,37 @@ export class IndexCache {
 }
 
 export const indexCache = new IndexCache(32 << 20);
+
+// The Cache API keeps index bytes per location, shared by isolates; blocks are
+// immutable, so entries never go stale. Absent (or failing) caches are skipped.
+const CACHE_ORIGIN = "https://block-index.cache.internal/";
+
+async function fromCacheApi(key: string, gate?: Semaphore): Promise<BlockIndex | null> {
+  if (typeof caches === "undefined") return null;
+  try {
+    const lookup = () => caches.default.match(CACHE_ORIGIN + encodeURIComponent(key));
+    const res = gate ? await gate.run(lookup) : await lookup();
+    if (!res) return null;
+    const toc = JSON.parse(res.headers.get("X-Block-Toc") ?? "null") as Toc | null;
+    if (!toc) return null;
+    return BlockIndex.fromBytes(new Uint8Array(await res.arrayBuffer()), toc);
+  } catch {
+    return null;
+  }
+}
+
+async function toCacheApi(key: string, index: BlockIndex, gate?: Semaphore): Promise<void> {
+  if (typeof caches === "undefined") return;
+  try {
+    const res = new Response(index.bytes, {
+      headers: { "X-Block-Toc": JSON.stringify(index.toc), "Cache-Control": "public, max-age=31536000, immutable" },
+    });
+    const store = () => caches.default.put(CACHE_ORIGIN + encodeURIComponent(key), res);
+    await (gate ? gate.run(store) : store());
+  } catch {
+    // A cache is an optimisation; R2 stays the source of truth.
+  }
+}
 
 /**
  * Marks that a tenant has a shard, once per shard's lifetime (an R2 PUT, at its first

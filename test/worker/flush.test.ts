@@ -8,6 +8,9 @@ import { asMap, expected, pushV1, readAll, type TestSeries } from "./helpers";
 import { shardStub } from "../../src/distributor/shards";
 import { DEFAULT_LIMITS } from "../../src/config/limits";
 import { listBlocks } from "../../src/storage/blocks";
+import { select, toSamples } from "../../src/querier/select";
+import { Semaphore } from "../../src/model/concurrency";
+import { MatchType } from "../../src/proto/types";
 
 const NOW = Date.now();
 const T0 = NOW - 3 * 3600_000;
@@ -76,6 +79,58 @@ describe("flush to R2", () => {
     await alarmsAt(tenant, NOW + 31 * MIN + DEFAULT_LIMITS.retainPeriodMs + MIN);
     await onAll(tenant, (i) => expect(i.head.numSeries).toBe(0));
     expect(asMap(await readAll(tenant))).toEqual(expected(full));
+  });
+
+  it("closes a chunk whose span reaches the max chunk age (2h) and flushes it at the next check", async () => {
+    const tenant = "flush-max-age";
+    // One sample every 9 minutes for 3h: the chunk is cut when the next sample would make it span 2h.
+    const d = data(3, 21, "slow", 9 * MIN);
+    expect((await pushV1(d, { tenant })).status).toBe(204);
+    await alarmsAt(tenant, NOW);
+    const bs = await blocks(tenant);
+    // 14 samples (0..117 min) per series closed by max age; the rest stays open.
+    expect(bs.reduce((n, b) => n + b.meta.stats.numSamples, 0)).toBe(3 * 14);
+    expect(bs.every((b) => b.meta.maxTime - b.meta.minTime < 2 * 3600_000)).toBe(true);
+    expect(asMap(await readAll(tenant))).toEqual(expected(d));
+  });
+
+  it("reads many blocks with at most 6 R2 calls in flight and a handful of GETs per block", async () => {
+    const tenant = "flush-gate";
+    const all: TestSeries[] = data(40, 0, "gated");
+    for (let round = 0; round < 6; round++) {
+      const part = all.map((s, i) => ({ labels: s.labels, samples: [[T0 + round * 15_000, i * 10 + round] as [number, number]] }));
+      for (let i = 0; i < all.length; i++) all[i].samples.push(part[i].samples[0]);
+      expect((await pushV1(part, { tenant })).status).toBe(204);
+      expect((await SELF.fetch("http://x/flush", { method: "POST", headers: { "X-Scope-OrgID": tenant } })).status).toBe(204);
+    }
+    const nBlocks = (await blocks(tenant)).length;
+    expect(nBlocks).toBe(6 * DEFAULT_LIMITS.shards);
+    let inFlight = 0;
+    let peak = 0;
+    let gets = 0;
+    const counted = new Proxy(env.BLOCKS, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop);
+        if (typeof v !== "function") return v;
+        return async (...args: unknown[]) => {
+          inFlight++;
+          peak = Math.max(peak, inFlight);
+          if (prop === "get") gets++;
+          try {
+            return await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          } finally {
+            inFlight--;
+          }
+        };
+      },
+    });
+    const gate = new Semaphore(6);
+    const got = await select({ ...env, BLOCKS: counted }, tenant, [{ type: MatchType.EQ, name: "__name__", value: "gated" }], 0, NOW, gate);
+    expect(peak).toBeLessThanOrEqual(6);
+    expect(gate.peak).toBeLessThanOrEqual(6);
+    // Indexes are cached in the isolate after the first open; chunks need one GET per block.
+    expect(gets).toBeLessThanOrEqual(3 * nBlocks);
+    expect(asMap(got.map((s) => toSamples(s, 0, NOW)))).toEqual(expected(all));
   });
 
   it("keeps one block per shard per flush, holding many series", async () => {
