@@ -12,7 +12,8 @@ import { formatLabels, labelsFromKey } from "../model/labels";
 import { iso } from "../distributor/validate";
 import type { ReasonCount, ShardPush, ShardPushResult } from "./rpc";
 import type { Head } from "./head";
-import { MemSeries } from "./series";
+import { MemSeries, QUIET_STALE_HI } from "./series";
+import { STALE_NAN_HI, STALE_NAN_LO } from "../storage/chunk/xor";
 import { WalRecordBuilder, type Wal } from "./wal";
 
 const scratch = new Float64Array(1);
@@ -82,6 +83,7 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): 
     for (let j = off; j < off + n; j++) {
       const t = timestamps[j];
       scratch[0] = values[j];
+      if (words[1] === QUIET_STALE_HI && words[0] === STALE_NAN_LO) words[1] = STALE_NAN_HI; // see series.ts
       const hi = words[1];
       const lo = words[0];
       accepted[j] = Decision.Skip;

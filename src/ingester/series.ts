@@ -2,7 +2,10 @@
 // appends to, the last sample (for ordering rules) and, when the tenant allows
 // out-of-order writes, a small sorted buffer of late samples.
 
-import { XorAppender, XorIterator } from "../storage/chunk/xor";
+import { STALE_NAN_HI, STALE_NAN_LO, XorAppender, XorIterator } from "../storage/chunk/xor";
+
+/** The stale marker's high word with the quiet bit set, as V8 may leave it. */
+export const QUIET_STALE_HI = STALE_NAN_HI | 0x00080000;
 import type { FlatLabels } from "../model/labels";
 
 export interface HeadChunk {
@@ -62,6 +65,9 @@ export class OooBuffer {
     this.values.copyWithin(at + 1, at, this.length);
     this.timestamps[at] = t;
     this.values[at] = v;
+    // V8 may have quieted the stale marker (a signalling NaN) on its way here: restore it.
+    const w = new Uint32Array(this.values.buffer, at * 8, 2);
+    if (w[1] === QUIET_STALE_HI && w[0] === STALE_NAN_LO) w[1] = STALE_NAN_HI;
     this.length++;
   }
 }
@@ -165,7 +171,7 @@ export class MemSeries {
     for (const data of chunks) {
       const it = new XorIterator(data);
       while (it.next()) {
-        if (it.t === t) return [bitsHi(it.v), bitsLo(it.v)];
+        if (it.t === t) return [it.valueHi, it.valueLo];
         if (it.t > t) break;
       }
     }

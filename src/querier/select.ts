@@ -81,6 +81,9 @@ export function toSamples(sel: SelectedSeries, mint: number, maxt: number): Seri
   if (sel.ooo) cap += sel.ooo.timestamps.length;
   const ts = new Float64Array(cap);
   const vs = new Float64Array(cap);
+  // Values are copied as raw 32-bit words, never through a JS number: V8 may quiet a
+  // signalling NaN on the way, and Prometheus's stale marker (0x7ff0000000000002) is one.
+  const vw = new Uint32Array(vs.buffer);
   let n = 0;
   let sorted = true;
   let prev = -Infinity;
@@ -94,18 +97,23 @@ export function toSamples(sel: SelectedSeries, mint: number, maxt: number): Seri
       if (t <= prev) sorted = false;
       prev = t;
       ts[n] = t;
-      vs[n++] = it.v;
+      vw[2 * n] = it.valueLo;
+      vw[2 * n + 1] = it.valueHi;
+      n++;
     }
   }
   if (sel.ooo) {
     const o = sel.ooo;
+    const ow = new Uint32Array(o.values.buffer, o.values.byteOffset, o.values.length * 2);
     for (let i = 0; i < o.timestamps.length; i++) {
       const t = o.timestamps[i];
       if (t < mint || t > maxt) continue;
       if (t <= prev) sorted = false;
       prev = t;
       ts[n] = t;
-      vs[n++] = o.values[i];
+      vw[2 * n] = ow[2 * i];
+      vw[2 * n + 1] = ow[2 * i + 1];
+      n++;
     }
   }
   if (sorted) return { labels: sel.labels, timestamps: ts.subarray(0, n), values: vs.subarray(0, n) };
@@ -115,12 +123,16 @@ export function toSamples(sel: SelectedSeries, mint: number, maxt: number): Seri
   idx.sort((a, b) => ts[a] - ts[b] || a - b);
   const ots = new Float64Array(n);
   const ovs = new Float64Array(n);
+  const ovw = new Uint32Array(ovs.buffer);
   let k = 0;
   for (let i = 0; i < n; i++) {
-    const t = ts[idx[i]];
+    const j = idx[i];
+    const t = ts[j];
     if (k > 0 && ots[k - 1] === t) continue;
     ots[k] = t;
-    ovs[k++] = vs[idx[i]];
+    ovw[2 * k] = vw[2 * j];
+    ovw[2 * k + 1] = vw[2 * j + 1];
+    k++;
   }
   return { labels: sel.labels, timestamps: ots.subarray(0, k), values: ovs.subarray(0, k) };
 }
