@@ -657,6 +657,52 @@ function table(rows) {
 }
 
 // ---------------------------------------------------------------------------------
+// Storage: flush everything to R2 as blocks, then query one hour of ~1,000 series
+// ---------------------------------------------------------------------------------
+
+async function measureStorage(wr, w) {
+  const headers = { "X-Scope-OrgID": TENANT };
+  log("bench: POST /flush (every chunk to R2)…");
+  const t0 = process.hrtime.bigint();
+  const res = await fetch(`${wr.url}/flush`, { method: "POST", headers, signal: AbortSignal.timeout(300_000) });
+  if (res.status !== 204) throw new Error(`POST /flush: HTTP ${res.status}: ${await res.text()}`);
+  const flushS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const listed = (await getJson(`${wr.url}/api/v1/blocks`, headers)).data.blocks;
+  const bytes = listed.reduce((n, b) => n + b.size, 0);
+  const samples = listed.reduce((n, b) => n + b.stats.numSamples, 0);
+
+  // ~1,000 series: the instances of enough hosts, over the hour ending at the last sample.
+  const perHost = Math.ceil(w.series / w.hosts);
+  const hostsWanted = Math.max(1, Math.ceil(1000 / perHost));
+  const instances = Array.from({ length: Math.min(hostsWanted, w.hosts) }, (_, h) => `node-${String(h).padStart(4, "0")}\\.dc1\\.example\\.com:9100`);
+  const root = protobuf.loadSync(join(ROOT, "test", "support", "proto", "remote.proto"));
+  const ReadRequest = root.lookupType("prometheus.ReadRequest");
+  const ReadResponse = root.lookupType("prometheus.ReadResponse");
+  const body = snappy.compress(
+    ReadRequest.encode(
+      ReadRequest.create({
+        queries: [{ startTimestampMs: w.maxTs - 3600_000, endTimestampMs: w.maxTs, matchers: [{ type: 2, name: "instance", value: instances.join("|") }] }],
+        acceptedResponseTypes: [0],
+      }),
+    ).finish(),
+  );
+  const query = async () => {
+    const before = (await getJson(`${wr.url}/api/v1/status/r2`)).data;
+    const q0 = process.hrtime.bigint();
+    const r = await fetch(`${wr.url}/api/v1/read`, { method: "POST", body, headers: { ...headers, "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy" }, signal: AbortSignal.timeout(120_000) });
+    if (r.status !== 200) throw new Error(`remote read: HTTP ${r.status}: ${await r.text()}`);
+    const decoded = ReadResponse.decode(snappy.uncompress(new Uint8Array(await r.arrayBuffer())));
+    const ms = Number(process.hrtime.bigint() - q0) / 1e6;
+    const after = (await getJson(`${wr.url}/api/v1/status/r2`)).data;
+    const series = decoded.results[0]?.timeseries ?? [];
+    return { ms, series: series.length, samples: series.reduce((n, s) => n + s.samples.length, 0), gets: after.gets - before.gets, lists: after.lists - before.lists };
+  };
+  const cold = await query();
+  const warm = await query();
+  return { flushS, blocks: listed.length, bytes, samples, cold, warm };
+}
+
+// ---------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------
 
@@ -689,6 +735,8 @@ async function main() {
     flushes: sumOf("flushes"),
     blocksWritten: sumOf("blocksWritten"),
   };
+  ours.storage = await measureStorage(wr, w);
+  ours.r2Puts = ours.storage.blocks;
   await wr.stop();
 
   // --- VictoriaMetrics ---
@@ -756,8 +804,22 @@ async function main() {
   rows.push(["WAL bytes/sample", fmt(ours.walBytes / n, 2), "", ""]);
   rows.push(["WAL records (SQLite rows)", fmt(ours.walRecords), "", ""]);
   rows.push(["DO requests per push", fmt(ours.doRequests / w.requestCount, 2), "", ""]);
-  rows.push(["flushes / blocks / R2 PUTs", `${fmt(ours.flushes)} / ${fmt(ours.blocksWritten)} / ${fmt(ours.r2Puts)}`, "", ""]);
+  rows.push(["flushes / blocks during the push", `${fmt(ours.flushes)} / ${fmt(ours.blocksWritten)}`, "", ""]);
   lines.push(table(rows));
+  const st = ours.storage;
+  lines.push("");
+  lines.push("Storage in R2 (after POST /flush):");
+  lines.push(
+    table([
+      ["", "edge-ingester", "anchors on this workload kind"],
+      ["blocks (R2 objects) / flush time", `${fmt(st.blocks)} / ${fmt(st.flushS, 2)} s`, ""],
+      ["samples in blocks", fmt(st.samples), ""],
+      ["R2 bytes/sample (block size / samples)", fmt(st.bytes / Math.max(1, st.samples), 2), "VictoriaMetrics ≈ 2.1, Prometheus 2.42 blocks ≈ 3.8"],
+      ["R2 PUTs per million samples", fmt((st.blocks / n) * 1e6, 2), ""],
+      [`query 1 h of ${fmt(st.cold.series)} series (cold): ranged GETs / LISTs / ms`, `${fmt(st.cold.gets)} / ${fmt(st.cold.lists)} / ${fmt(st.cold.ms)}`, `${fmt(st.cold.samples)} samples returned`],
+      [`same query, index cached (warm): GETs / LISTs / ms`, `${fmt(st.warm.gets)} / ${fmt(st.warm.lists)} / ${fmt(st.warm.ms)}`, ""],
+    ]),
+  );
   lines.push("");
   lines.push(`Cost model (Cloudflare list prices), dollars per billion samples, ${ours.shards} shards:`);
   lines.push(
@@ -776,6 +838,7 @@ async function main() {
   if (ours.restarted) problems.push("edge-ingester's processes changed during the push (a workerd restart?): CPU figures may be incomplete");
   if (vm?.restarted) problems.push("VictoriaMetrics' processes changed during the push: CPU figures may be incomplete");
   if (ours.failedRequests > 0) problems.push(`edge-ingester refused ${ours.failedRequests} requests (${ours.failedSamples} samples); first: ${ours.firstError}`);
+  if (ours.storage.samples !== ours.storedSamples) problems.push(`blocks in R2 hold ${fmt(ours.storage.samples)} samples, the ingesters stored ${fmt(ours.storedSamples)}`);
   if (ours.storedSamples !== n - ours.failedSamples) problems.push(`edge-ingester stored ${fmt(ours.storedSamples)} samples, expected ${fmt(n - ours.failedSamples)}`);
   if (vm && vm.failedRequests > 0) problems.push(`VictoriaMetrics refused ${vm.failedRequests} requests; first: ${vm.firstError}`);
   if (vm && vm.storedSamples !== n - vm.failedSamples) problems.push(`VictoriaMetrics stored ${fmt(vm.storedSamples)} samples, expected ${fmt(n - vm.failedSamples)}`);

@@ -4,7 +4,7 @@
 import { Router, type IRequest } from "itty-router";
 import { handleRemoteWrite } from "./distributor/push";
 import { handleRemoteRead } from "./querier/remote_read";
-import { handleIngesterStatus } from "./http/status";
+import { handleIngesterStatus, handleR2Status } from "./http/status";
 import { tenantOf } from "./http/tenant";
 import { toResponse } from "./http/respond";
 import { handleFlush, handleListBlocks, handleResume, handleShutdown } from "./http/admin";
@@ -27,6 +27,7 @@ router
   .post("/flush", (req, env) => handleFlush(req, env, tenantOf(req, env)))
   .post("/shutdown", (req, env) => handleShutdown(env, tenantOf(req, env)))
   .delete("/shutdown", (req, env) => handleResume(env, tenantOf(req, env)))
+  .get("/api/v1/status/r2", () => handleR2Status())
   .get("/api/v1/blocks", (req, env) => handleListBlocks(req, env, tenantOf(req, env)))
   .all("/api/v1/push", methodNotAllowed("POST"))
   .all("/api/v1/write", methodNotAllowed("POST"))
