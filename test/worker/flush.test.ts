@@ -234,6 +234,15 @@ describe("flush to R2", () => {
 });
 
 describe("admin endpoints", () => {
+  it("POST /flush?all=true flushes every tenant that has written", async () => {
+    const tenants = ["all-a", "all-b"];
+    for (const t of tenants) expect((await pushV1(data(8, 2, "everyone"), { tenant: t })).status).toBe(204);
+    // Registration of a new shard happens in the background of its first push.
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await SELF.fetch("http://x/flush?all=true", { method: "POST" })).status).toBe(204);
+    for (const t of tenants) expect((await blocks(t)).reduce((n, b) => n + b.meta.stats.numSamples, 0)).toBe(16);
+  });
+
   it("lists blocks as Thanos does", async () => {
     const tenant = "admin-blocks";
     expect((await pushV1(data(5, 3, "listed"), { tenant })).status).toBe(204);

@@ -199,3 +199,45 @@ describe("durability", () => {
     expect(asMap(await readAll(tenant))).toEqual(expected(data));
   });
 });
+
+describe("remote write 2.0 extras", () => {
+  it("stores metadata (1.0 and 2.0) in the head and the WAL, surviving eviction", async () => {
+    const tenant = "meta";
+    const { pushV2 } = await import("./helpers");
+    const { MetricType } = await import("../../src/proto/types");
+    const v1meta = [{ type: MetricType.COUNTER, metricFamilyName: "http_requests_total", help: "Requests served.", unit: "" }];
+    expect((await pushV1([{ labels: { __name__: "http_requests_total", job: "x" }, samples: [[T0, 1]] }], { tenant, metadata: v1meta })).status).toBe(204);
+    const v2meta = { type: MetricType.GAUGE, metricFamilyName: "", help: "Bytes in use.", unit: "bytes" };
+    expect((await pushV2([{ labels: { __name__: "mem_bytes", job: "x" }, samples: [[T0, 5]] }], { tenant, metadata: [v2meta] })).status).toBe(204);
+    const collect = async () => {
+      const all = new Map<string, unknown>();
+      for (let shard = 0; shard < DEFAULT_LIMITS.shards; shard++) {
+        await runInDurableObject(shardStub(env, tenant, shard), (inst: unknown) => {
+          for (const [k, v] of (inst as { head: { metadata: Map<string, unknown> } }).head.metadata) all.set(k, v);
+        });
+      }
+      return all;
+    };
+    const before = await collect();
+    expect(before.get("http_requests_total")).toEqual(v1meta[0]);
+    expect(before.get("mem_bytes")).toEqual({ ...v2meta, metricFamilyName: "mem_bytes" });
+    for (let shard = 0; shard < DEFAULT_LIMITS.shards; shard++) await evictDurableObject(shardStub(env, tenant, shard));
+    expect(await collect()).toEqual(before);
+  });
+
+  it("ingests a zero sample at the created timestamp, as Prometheus does, only when it is in order", async () => {
+    const tenant = "created-ts";
+    const { pushV2 } = await import("./helpers");
+    const l = { __name__: "requests_total", job: "x" };
+    let res = await pushV2([{ labels: l, samples: [[T0 + 60_000, 10]], createdTimestamp: T0 }], { tenant });
+    expect(res.status).toBe(204);
+    // The zero sample is stored but not counted as written (it was not sent as a sample).
+    expect(res.headers.get("X-Prometheus-Remote-Write-Samples-Written")).toBe("1");
+    // Same created timestamp again: the zero would be out of order, so it is ignored, not an error.
+    res = await pushV2([{ labels: l, samples: [[T0 + 120_000, 20]], createdTimestamp: T0 }], { tenant });
+    expect(res.status).toBe(204);
+    const [s] = await readAll(tenant);
+    expect(Array.from(s.timestamps)).toEqual([T0, T0 + 60_000, T0 + 120_000]);
+    expect(Array.from(s.values)).toEqual([0, 10, 20]);
+  });
+});
