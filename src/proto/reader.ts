@@ -36,7 +36,7 @@ export const enum WireType {
 
 const TWO32 = 4294967296;
 
-/** Longest string decoded by the ASCII path; longer ones go to TextDecoder, which is faster on them. */
+/** Longest string looked up in the interning cache (longer ones are rarely repeated). */
 const ASCII_MAX = 48;
 /**
  * Interning cache: direct-mapped by an FNV-1a hash of the bytes; shared by all

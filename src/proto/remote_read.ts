@@ -136,10 +136,11 @@ export function decodeReadResponse(buf: Uint8Array): SeriesSamples[][] {
 function readSeries(r: ProtoReader): SeriesSamples {
   const outer = r.enter();
   const labels: string[] = [];
-  // Typed arrays, not number[]: V8 quiets NaNs stored in a JS array of doubles
-  // (0x7ff0000000000002, the stale marker, would become 0x7ff8000000000002).
+  // Values are kept as their bytes, never as JS numbers: V8 may quiet a signalling
+  // NaN (the stale marker 0x7ff0000000000002 would become 0x7ff8000000000002).
   let ts = new Float64Array(16);
   let vs = new Float64Array(16);
+  let vb = new Uint8Array(vs.buffer);
   let n = 0;
   while (r.pos < r.end) {
     const keyAt = r.pos;
@@ -162,13 +163,15 @@ function readSeries(r: ProtoReader): SeriesSamples {
       labels.push(name, value);
     } else if (tag === K2_LEN) {
       const o = r.enter();
-      let v = 0;
+      let valueAt = -1;
       let t = 0;
       while (r.pos < r.end) {
         const k = r.pos;
         const key = r.tag();
-        if (key === K1_I64) v = r.double();
-        else if (key === K2_VARINT) t = r.int64();
+        if (key === K1_I64) {
+          valueAt = r.pos;
+          r.skipField(WireType.I64);
+        } else if (key === K2_VARINT) t = r.int64();
         else {
           if (key >>> 3 === 1 || key >>> 3 === 2) r.wrongType(key >>> 3 === 1 ? "Sample.value" : "Sample.timestamp", key, k);
           r.skipField(key & 7);
@@ -178,9 +181,10 @@ function readSeries(r: ProtoReader): SeriesSamples {
       if (n === ts.length) {
         ts = grown(ts);
         vs = grown(vs);
+        vb = new Uint8Array(vs.buffer);
       }
       ts[n] = t;
-      vs[n] = v;
+      if (valueAt >= 0) vb.set(r.buf.subarray(valueAt, valueAt + 8), n * 8); // little-endian hosts
       n++;
     } else {
       const f = tag >>> 3;
@@ -197,10 +201,6 @@ function readSeries(r: ProtoReader): SeriesSamples {
 
 /** One writer for every encoder: JS is single-threaded and encoding is synchronous; finish() copies out. */
 const shared = new ProtoWriter(64 * 1024);
-
-function isDefaultValue(v: number): boolean {
-  return v === 0 && 1 / v > 0; // +0 only: -0 and NaN are written
-}
 
 /** The body of a prometheus.TimeSeries: labels, then samples (v1 layout, shared by write 1.0 and read). */
 function writeSeriesV1Body(w: ProtoWriter, s: SeriesSamples): void {
@@ -331,11 +331,12 @@ export function encodeWriteRequestV2(series: WriteSeriesV2[], metadata?: MetricM
     if (refs.length > 0) body.packedUint32(1, refs);
     const created = s.createdTimestamp ?? 0;
     const ts = s.timestamps;
-    const vs = s.values;
+    const vw = new Uint32Array(s.values.buffer, s.values.byteOffset, s.values.length * 2);
     for (let j = 0; j < ts.length; j++) {
       const m = body.fork(2);
-      const v = vs[j];
-      if (!isDefaultValue(v)) body.double(1, v);
+      const lo = vw[2 * j];
+      const hi = vw[2 * j + 1];
+      if (lo !== 0 || hi !== 0) body.doubleWords(1, lo, hi); // as in writeSeriesV1Body
       if (ts[j] !== 0) body.int64(2, ts[j]);
       if (perSample && created !== 0) body.int64(3, created);
       body.ldelim(m);

@@ -72,10 +72,20 @@ const K4_VARINT = (4 << 3) | WireType.VARINT;
 const K5_LEN = (5 << 3) | WireType.LEN;
 const K6_VARINT = (6 << 3) | WireType.VARINT;
 
-/** Growable sample columns. */
+/** Whether Float64Array's byte order is the wire's (little-endian); true on every platform Workers run on. */
+const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
+
+/**
+ * Growable sample columns. Values are copied from the wire as their 8 bytes,
+ * never as a JS number: V8 may quiet a signalling NaN (the stale marker
+ * 0x7ff0000000000002) that travels as a number, and Prometheus recognises stale
+ * markers by their exact bits.
+ */
 class Columns {
   ts: Float64Array;
   vs: Float64Array;
+  /** The bytes of vs. */
+  vb: Uint8Array;
   n = 0;
   constructor(
     private readonly scratch: DecodeScratch | undefined,
@@ -88,13 +98,30 @@ class Columns {
       this.ts = new Float64Array(estimate);
       this.vs = new Float64Array(estimate);
     }
+    this.vb = new Uint8Array(this.vs.buffer, this.vs.byteOffset, this.vs.byteLength);
   }
 
-  push(t: number, v: number): void {
+  /** Appends a sample: timestamp t, value the 8 little-endian bytes at buf[at] (0 when at < 0). */
+  push(t: number, buf: Uint8Array, at: number): void {
     const n = this.n;
     if (n === this.ts.length) this.grow();
     this.ts[n] = t;
-    this.vs[n] = v;
+    const vb = this.vb;
+    const o = n * 8;
+    if (at < 0) {
+      this.vs[n] = 0;
+    } else if (LITTLE_ENDIAN) {
+      vb[o] = buf[at];
+      vb[o + 1] = buf[at + 1];
+      vb[o + 2] = buf[at + 2];
+      vb[o + 3] = buf[at + 3];
+      vb[o + 4] = buf[at + 4];
+      vb[o + 5] = buf[at + 5];
+      vb[o + 6] = buf[at + 6];
+      vb[o + 7] = buf[at + 7];
+    } else {
+      for (let i = 0; i < 8; i++) vb[o + i] = buf[at + 7 - i];
+    }
     this.n = n + 1;
   }
 
@@ -103,9 +130,10 @@ class Columns {
     const ts = new Float64Array(cap);
     const vs = new Float64Array(cap);
     ts.set(this.ts);
-    vs.set(this.vs);
+    vs.set(this.vs); // a typed-array copy: bytes, not numbers
     this.ts = ts;
     this.vs = vs;
+    this.vb = new Uint8Array(vs.buffer);
   }
 
   finish(): { timestamps: Float64Array; values: Float64Array } {
@@ -119,9 +147,11 @@ class Columns {
 
 /**
  * Initial capacity without a scratch: a guess of one sample per 48 bytes of
- * request, doubled as needed (a node_exporter-like series of ~10 labels and one
- * sample is ~250 bytes, so this rarely grows and over-allocates a few times the
- * sample count at most; see the report in the commit for the measurement).
+ * request, doubled as needed. A node_exporter-like series of ~10 labels and one
+ * sample is ~225 bytes, so this rarely grows and over-allocates ~5x the sample
+ * count (16 bytes a sample). Measured on 2,000 such series: a counting pre-pass
+ * to size the arrays exactly costs ~6% of a decode, and a reused scratch saves
+ * ~7%, so guessing is kept and the scratch is optional.
  */
 function estimateSamples(bytes: number): number {
   return Math.max(64, Math.ceil(bytes / 48));
@@ -236,14 +266,16 @@ function readLabel(r: ProtoReader, labels: string[]): void {
  */
 function readSample(r: ProtoReader, cols: Columns, withStart: boolean): number {
   const outer = r.enter();
-  let v = 0;
+  let valueAt = -1;
   let t = 0;
   let st = 0;
   while (r.pos < r.end) {
     const keyAt = r.pos;
     const tag = r.tag();
-    if (tag === K1_I64) v = r.double();
-    else if (tag === K2_VARINT) t = r.int64();
+    if (tag === K1_I64) {
+      valueAt = r.pos;
+      r.skipField(WireType.I64); // bounds-checked; the bytes are copied by cols.push
+    } else if (tag === K2_VARINT) t = r.int64();
     else if (withStart && tag === K3_VARINT) st = r.int64();
     else {
       const f = tag >>> 3;
@@ -252,7 +284,7 @@ function readSample(r: ProtoReader, cols: Columns, withStart: boolean): number {
     }
   }
   r.leave(outer);
-  cols.push(t, v);
+  cols.push(t, r.buf, valueAt);
   return st;
 }
 

@@ -377,6 +377,23 @@ describe("remote read", () => {
   });
 });
 
+describe("stale markers once the codecs are optimised", () => {
+  it("keep 0x7ff0000000000002 through 3,000 warm round trips of every codec", () => {
+    const s = [series(["__name__", "up"], [1, 2, 3], floats([1, 0, -0], [1]))];
+    const v1 = encodeWriteRequestV1(s);
+    const v2 = encodeWriteRequestV2(s);
+    const rr = encodeReadResponse([s]);
+    for (let i = 0; i < 3000; i++) {
+      const a = decodeWriteRequestV1(i % 2 ? v1 : encodeWriteRequestV1(s));
+      const b = decodeWriteRequestV2(i % 2 ? v2 : encodeWriteRequestV2(s));
+      const c = decodeReadResponse(i % 2 ? rr : encodeReadResponse([s]))[0][0];
+      if (i % 500 === 499) {
+        for (const v of [a.values, b.values, c.values]) expect(bitsOf(v)).toEqual([0, 0x3ff00000, ...STALE_BITS, 0, 0x80000000]);
+      }
+    }
+  });
+});
+
 describe("truncation and garbage", () => {
   /** Offsets at which a top-level field starts (a prefix ending there is a valid, shorter message). */
   function topLevelBoundaries(bytes: Uint8Array): Set<number> {
