@@ -9,8 +9,10 @@ import { Head } from "../src/ingester/head";
 import { Wal, decodeWalRecord, type WalVisitor } from "../src/ingester/wal";
 import { appendPush } from "../src/ingester/append";
 import { selectSeries } from "../src/ingester/read";
+import { headLabelNames, headLabelValues, headMetadata, headSeries, type LabelQuery, type LabelValuesQuery, type MetadataQuery } from "../src/ingester/labels";
 import { flushHead, type FlushResult } from "../src/ingester/flusher";
 import type { SelectRequest, SelectedSeries, ShardPush, ShardPushResult, ShardStats } from "../src/ingester/rpc";
+import type { MetricMetadata } from "../src/proto/types";
 import { registerShard } from "../src/storage/blocks";
 
 /** Backoff after a failed flush: 2 s doubling to 5 min (alarms would give up after 6 platform retries). */
@@ -113,6 +115,23 @@ export class Ingester extends DurableObject<Env> {
 
   async select(req: SelectRequest): Promise<SelectedSeries[]> {
     return selectSeries(this.head, req.matchers, req.mint, req.maxt);
+  }
+
+  // The Prometheus API's label, series and metadata lookups (src/ingester/labels.ts).
+  async labelNames(req: LabelQuery): Promise<string[]> {
+    return headLabelNames(this.head, req);
+  }
+
+  async labelValues(req: LabelValuesQuery): Promise<string[]> {
+    return headLabelValues(this.head, req);
+  }
+
+  async series(req: LabelQuery): Promise<string[][]> {
+    return headSeries(this.head, req);
+  }
+
+  async metadata(req: MetadataQuery): Promise<MetricMetadata[]> {
+    return headMetadata(this.head, req);
   }
 
   override async alarm(): Promise<void> {

@@ -8,6 +8,11 @@ import { handleIngesterStatus, handleR2Status } from "./http/status";
 import { tenantOf } from "./http/tenant";
 import { toResponse } from "./http/respond";
 import { handleFlush, handleListBlocks, handleResume, handleShutdown } from "./http/admin";
+import { apiHandler } from "./querier/api/respond";
+import { handleFormatQuery, handleQuery, handleQueryExemplars, handleQueryRange } from "./querier/api/query";
+import { handleLabelNames, handleLabelValues, handleSeries } from "./querier/api/labels";
+import { handleMetadata } from "./querier/api/metadata";
+import { handleBuildInfo } from "./querier/api/buildinfo";
 
 export { Ingester } from "../durable-objects/ingester";
 
@@ -31,8 +36,45 @@ router
   .get("/api/v1/blocks", (req, env) => handleListBlocks(req, env, tenantOf(req, env)))
   .all("/api/v1/push", methodNotAllowed("POST"))
   .all("/api/v1/write", methodNotAllowed("POST"))
-  .all("/api/v1/read", methodNotAllowed("POST"))
-  .all("*", (req) => new Response(`no route for ${req.method} ${new URL(req.url).pathname}\n`, { status: 404 }));
+  .all("/api/v1/read", methodNotAllowed("POST"));
+
+// The Prometheus HTTP API (src/querier/api/), also under /prometheus as Mimir and
+// Cortex serve it, so a Grafana data source URL may end in either.
+for (const p of ["/api/v1", "/prometheus/api/v1"]) {
+  const query = apiHandler(handleQuery);
+  const queryRange = apiHandler(handleQueryRange);
+  const series = apiHandler(handleSeries);
+  const labels = apiHandler(handleLabelNames);
+  const exemplars = apiHandler(handleQueryExemplars);
+  const formatQuery = apiHandler(handleFormatQuery);
+  router
+    .get(`${p}/query`, query)
+    .post(`${p}/query`, query)
+    .get(`${p}/query_range`, queryRange)
+    .post(`${p}/query_range`, queryRange)
+    .get(`${p}/series`, series)
+    .post(`${p}/series`, series)
+    .get(`${p}/labels`, labels)
+    .post(`${p}/labels`, labels)
+    .get(`${p}/label/:name/values`, apiHandler((req: IRequest, env, tenant) => handleLabelValues(req, env, tenant, req.params.name)))
+    .get(`${p}/metadata`, apiHandler(handleMetadata))
+    .get(`${p}/status/buildinfo`, apiHandler(async () => handleBuildInfo()))
+    .get(`${p}/query_exemplars`, exemplars)
+    .post(`${p}/query_exemplars`, exemplars)
+    .get(`${p}/format_query`, formatQuery)
+    .post(`${p}/format_query`, formatQuery)
+    .all(`${p}/query`, methodNotAllowed("GET, POST"))
+    .all(`${p}/query_range`, methodNotAllowed("GET, POST"))
+    .all(`${p}/series`, methodNotAllowed("GET, POST"))
+    .all(`${p}/labels`, methodNotAllowed("GET, POST"))
+    .all(`${p}/label/:name/values`, methodNotAllowed("GET"))
+    .all(`${p}/metadata`, methodNotAllowed("GET"))
+    .all(`${p}/status/buildinfo`, methodNotAllowed("GET"))
+    .all(`${p}/query_exemplars`, methodNotAllowed("GET, POST"))
+    .all(`${p}/format_query`, methodNotAllowed("GET, POST"));
+}
+
+router.all("*", (req) => new Response(`no route for ${req.method} ${new URL(req.url).pathname}\n`, { status: 404 }));
 
 function methodNotAllowed(allow: string) {
   return (req: IRequest) =>

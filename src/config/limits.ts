@@ -33,6 +33,12 @@ export interface Limits {
   flushCheckPeriodMs: number;
   /** Past this many bytes of head data a shard refuses writes with 503 until a flush frees memory. */
   maxHeadBytesPerShard: number;
+  /** Samples a query may hold in memory at once (Prometheus -query.max-samples, 50,000,000); beyond: 422. */
+  maxSamplesPerQuery: number;
+  /** Series a query may select, summed over its selectors (Mimir max_fetched_series_per_query); beyond: 422. Also caps /api/v1/series. */
+  maxSeriesPerQuery: number;
+  /** Longest a query may run (Prometheus -query.timeout, 2m); a shorter `timeout` parameter wins. Beyond: 503. */
+  queryTimeoutMs: number;
 }
 
 const MINUTE = 60_000;
@@ -55,6 +61,9 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   retainPeriodMs: 15 * MINUTE,
   flushCheckPeriodMs: 30_000,
   maxHeadBytesPerShard: 48 * MiB,
+  maxSamplesPerQuery: 50_000_000,
+  maxSeriesPerQuery: 100_000,
+  queryTimeoutMs: 2 * MINUTE,
 });
 
 type Overrides = Record<string, Partial<Limits>>;

@@ -20,7 +20,8 @@ export function selectSeries(head: Head, matchers: LabelMatcher[], mint: number,
   return out;
 }
 
-function* candidates(head: Head, matchers: CompiledMatcher[]): Iterable<MemSeries> {
+/** Series that may match: from postings when a matcher needs its label present, else every series. */
+export function* candidates(head: Head, matchers: CompiledMatcher[]): Iterable<MemSeries> {
   let ids: number[] | null = null;
   for (const m of matchers) {
     if (m.matchesEmpty) continue;

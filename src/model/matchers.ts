@@ -1,9 +1,9 @@
 // Label matchers (=, !=, =~, !~) compiled once per query. Regexps follow
-// Prometheus: fully anchored, RE2 syntax; the flags RE2 spells inline ((?i), (?s))
-// become JavaScript flags.
+// Prometheus: fully anchored RE2, '.' matching newlines (src/model/regex.ts).
 
 import { MatchType, type LabelMatcher } from "../proto/types";
 import { getLabel, type FlatLabels } from "./labels";
+import { anchoredRE2 } from "./regex";
 
 export class MatcherError extends Error {
   override name = "MatcherError";
@@ -40,19 +40,8 @@ export function compileMatcher(m: LabelMatcher): CompiledMatcher {
 }
 
 export function compileRegex(src: string): RegExp {
-  let flags = "su";
-  let body = src;
-  // RE2 inline flags at the start; JS before ES2025 has no inline modifiers.
-  const m = /^\(\?([imsU]+)\)/.exec(body);
-  if (m) {
-    body = body.slice(m[0].length);
-    if (m[1].includes("i")) flags += "i";
-    if (!m[1].includes("s")) flags = flags.replace("s", "");
-  } else {
-    flags = "u"; // RE2: '.' does not match \n unless (?s)
-  }
   try {
-    return new RegExp(`^(?:${body})$`, flags);
+    return anchoredRE2(src);
   } catch (e) {
     throw new MatcherError(`invalid regular expression ${JSON.stringify(src)}: ${(e as Error).message}`);
   }

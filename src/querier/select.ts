@@ -49,7 +49,9 @@ export function mergeSeries(lists: SelectedSeries[][]): SelectedSeries[] {
       const have = byKey.get(key);
       if (!have) byKey.set(key, { labels: s.labels, chunks: s.chunks.slice(), ooo: s.ooo });
       else {
-        for (const c of s.chunks) have.chunks.push(c);
+        // A chunk flushed and still retained in the head is the same bytes in both
+        // places: drop the copy here, before decoding, instead of de-duplicating samples.
+        for (const c of s.chunks) if (!have.chunks.some((h) => sameBytes(h, c))) have.chunks.push(c);
         if (s.ooo) have.ooo = have.ooo ? concatOoo(have.ooo, s.ooo) : s.ooo;
       }
     }
@@ -57,6 +59,12 @@ export function mergeSeries(lists: SelectedSeries[][]): SelectedSeries[] {
   const out = [...byKey.values()];
   out.sort((a, b) => compareLabels(a.labels, b.labels));
   return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function concatOoo(a: NonNullable<SelectedSeries["ooo"]>, b: NonNullable<SelectedSeries["ooo"]>): NonNullable<SelectedSeries["ooo"]> {

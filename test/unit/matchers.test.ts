@@ -29,10 +29,15 @@ describe("label matchers", () => {
     expect(matchesAll(ms, ["__name__", "up", "env", "prod"])).toBe(false);
   });
 
-  it("supports RE2's leading (?i) and (?s) flags; '.' excludes newline otherwise", () => {
+  it("supports RE2's flags, leading and inline; '.' matches newline as Prometheus 3's (?s:) wrapping", () => {
     expect(compileRegex("(?i)NoDe").test("node")).toBe(true);
-    expect(compileRegex("a.b").test("a\nb")).toBe(false);
-    expect(compileRegex("(?s)a.b").test("a\nb")).toBe(true);
+    expect(compileRegex("a.b").test("a\nb")).toBe(true);
+    expect(compileRegex("(?i:PRO)metheus").test("prometheus")).toBe(true);
+    expect(compileRegex("(?i:PRO)metheus").test("proMETHEUS")).toBe(false);
+    expect(compileRegex("x((?i)PRO)y").test("xprOy")).toBe(true);
+    expect(compileRegex("x((?i)PRO)y").test("xproY")).toBe(false);
+    expect(compileRegex("(?i:[a-c]x)").test("BX")).toBe(true);
+    expect(compileRegex("(?P<name>a+)").test("aaa")).toBe(true);
   });
 
   it("reports invalid regexps with the pattern", () => {
