@@ -193,6 +193,13 @@ describe("instant selection", () => {
       [10 * M - M - 5 * M + 1, 20 * M - M],
       [10 * M - 5 * M + 1, 20 * M],
     ]);
+    // The same matchers with overlapping ranges share one select over the union; far apart, not.
+    const mq2 = new MemoryQueryable([]);
+    await instantQuery(mq2, bin("/", call("rate", mat(sel("x"), 5 * M)), sel("x")), 60 * M);
+    expect(mq2.calls.map((c) => [c.mint, c.maxt])).toEqual([[55 * M + 1, 60 * M]]);
+    const mq3 = new MemoryQueryable([]);
+    await instantQuery(mq3, bin("-", sel("x"), sel("x", {}, { offset: 1440 * M })), 2000 * M);
+    expect(mq3.calls).toHaveLength(2);
     const sq = new MemoryQueryable([]);
     await instantQuery(sq, call("max_over_time", subq(sel("c", {}, { offset: M }), 10 * M, M, { offset: 2 * M })), 30 * M);
     expect(sq.calls.map((c) => [c.mint, c.maxt])).toEqual([[30 * M - 2 * M - 10 * M - M - 5 * M + 1, 30 * M - 2 * M - M]]);
@@ -462,6 +469,105 @@ describe("aggregations", () => {
   });
 });
 
+describe("evaluation strategies agree", () => {
+  // 300 series sampled every second for 1000 s: `by (i)` makes 300 groups × 1000 steps, past
+  // the cell budget of one block of the series-by-series aggregation.
+  const N = 300;
+  const STEPS = 1000;
+  const data = Array.from({ length: N }, (_, i) =>
+    regular({ __name__: "w", i: String(i).padStart(3, "0"), odd: String(i % 2) }, 1000, Array.from({ length: STEPS }, (_, k) => (i * 7 + k * 3) % 101)),
+  );
+  const q = new MemoryQueryable(data);
+  const valueAt = (i: number, k: number): number => (i * 7 + k * 3) % 101;
+
+  it("aggregates in blocks of steps when there are many groups, in one when few", async () => {
+    const many = await rangeQuery(q, agg("max", sel("w"), { by: ["i"] }), 0, (STEPS - 1) * 1000, 1000);
+    if (many.value.type !== "matrix") throw new Error("matrix");
+    expect(many.value.matrix).toHaveLength(N);
+    for (let i = 0; i < N; i += 37) {
+      const s = many.value.matrix[i];
+      expect(s.labels).toEqual(["i", String(i).padStart(3, "0")]);
+      expect(Array.from(s.values)).toEqual(Array.from({ length: STEPS }, (_, k) => valueAt(i, k)));
+    }
+    for (const op of ["sum", "avg", "count", "min", "max", "stdvar"] as const) {
+      const stepwise = await rangeQuery(q, agg(op, sel("w"), { by: ["i", "odd"] }), 0, (STEPS - 1) * 1000, 1000);
+      const few = await rangeQuery(q, agg(op, sel("w"), { by: ["odd"] }), 0, (STEPS - 1) * 1000, 1000);
+      if (stepwise.value.type !== "matrix" || few.value.type !== "matrix") throw new Error("matrix");
+      // Re-aggregating the per-series groups must give the per-odd groups (sum, count, min, max).
+      if (op === "sum" || op === "min" || op === "max") {
+        const again = await rangeQuery(q, agg(op, agg(op, sel("w"), { by: ["i", "odd"] }), { by: ["odd"] }), 0, (STEPS - 1) * 1000, 1000);
+        expect(matrix(again.value)).toEqual(matrix(few.value));
+      }
+      expect(few.value.matrix).toHaveLength(2);
+    }
+    const sum = await rangeQuery(q, agg("sum", sel("w")), 0, (STEPS - 1) * 1000, 1000);
+    if (sum.value.type !== "matrix") throw new Error("matrix");
+    for (let k = 0; k < STEPS; k += 111) {
+      let want = 0;
+      for (let i = 0; i < N; i++) want += valueAt(i, k);
+      expect(sum.value.matrix[0].values[k]).toBe(want);
+    }
+  });
+
+  it("keeps Kahan compensation per cell across blocks of steps", async () => {
+    // 100 groups × 3000 steps is more than one block; each group adds 1e16 + 1 - 1e16 = 1.
+    const G = 100;
+    const T = 3000;
+    const parts = [1e16, 1, -1e16];
+    const kq = new MemoryQueryable(
+      Array.from({ length: G * 3 }, (_, i) =>
+        regular({ __name__: "k", g: String(Math.floor(i / 3)), p: String(i % 3) }, 1000, new Array<number>(T).fill(parts[i % 3])),
+      ),
+    );
+    const r = await rangeQuery(kq, agg("sum", sel("k"), { by: ["g"] }), 0, (T - 1) * 1000, 1000);
+    if (r.value.type !== "matrix") throw new Error("matrix");
+    expect(r.value.matrix).toHaveLength(G);
+    for (const s of r.value.matrix) expect(s.values.every((v) => v === 1)).toBe(true);
+  });
+
+  it("matches one-to-one pairs directly, or step by step when a side repeats a signature", async () => {
+    const pairs = await rangeQuery(q, bin("-", sel("w"), sel("w")), 0, 9000, 1000);
+    if (pairs.value.type !== "matrix") throw new Error("matrix");
+    expect(pairs.value.matrix).toHaveLength(N);
+    expect(Array.from(pairs.value.matrix[5].values)).toEqual(new Array(10).fill(0));
+    // on(odd): 150 series per side share a signature: the general loop reports it.
+    await expect(
+      rangeQuery(q, bin("-", sel("w"), sel("w"), { matching: { on: true, matchingLabels: ["odd"] } }), 0, 9000, 1000),
+    ).rejects.toThrow(/found duplicate series for the match group \{odd="0"\} on the right hand-side/);
+    const split = new MemoryQueryable([
+      regular({ __name__: "a", k: "x" }, M, [1, 2, 3, 4]),
+      regular({ __name__: "b", k: "x", v: "1" }, M, [10, 20]),
+      series({ __name__: "b", k: "x", v: "2" }, [
+        [2 * M, 30],
+        [3 * M, 40],
+      ]),
+    ]);
+    // Right: two series with the signature {k="x"}, never at the same step (lookback 1m).
+    const r = await rangeQuery(split, bin("+", sel("a"), sel("b"), { matching: { on: true, matchingLabels: ["k"] } }), 0, 3 * M, M, {
+      lookbackDeltaMs: M,
+    });
+    expect(matrix(r.value)).toEqual(['{k="x"} => 0:11 60:22 120:33 180:44']);
+  });
+});
+
+describe("step-invariant expressions and timestamp()", () => {
+  const q = new MemoryQueryable([regular({ __name__: "m" }, 10_000, [1, 2, 3, 4, 5, 6, 7])]);
+
+  it("evaluates @ parts once and repeats them", async () => {
+    const r = await rangeQuery(q, agg("sum", sel("m", {}, { at: { kind: "time", ms: 20_000 } })), 0, 60_000, 20_000);
+    expect(matrix(r.value)).toEqual(["{} => 0:3 20:3 40:3 60:3"]);
+    const mixed = await rangeQuery(q, bin("-", sel("m"), sel("m", {}, { at: { kind: "start" } })), 0, 60_000, 20_000);
+    expect(matrix(mixed.value)).toEqual(["{} => 0:0 20:2 40:4 60:6"]);
+  });
+
+  it("timestamp() of a selector reports the sample's own time", async () => {
+    expect(vec(await iq(q, call("timestamp", sel("m")), 25_000))).toEqual(["{} => 20"]);
+    const r = await rangeQuery(q, call("timestamp", sel("m", {}, { at: { kind: "time", ms: 35_000 } })), 0, 20_000, 10_000);
+    expect(matrix(r.value)).toEqual(["{} => 0:30 10:30 20:30"]);
+    expect(vec(await iq(q, call("timestamp", call("abs", sel("m"))), 25_000))).toEqual(["{} => 25"]);
+  });
+});
+
 describe("metric names", () => {
   const q = new MemoryQueryable([
     series({ __name__: "a_total", env: "1" }, [[0, 1]]),
@@ -482,6 +588,37 @@ describe("metric names", () => {
       "vector cannot contain metrics with the same labelset",
     );
     expect(vec(await iq(q, agg("sum", neg(re("env", "1")), { by: ["env"] }), 0))).toEqual(['{env="1"} => -3']);
+  });
+
+  it("drops names after functions at the end, so differently named series still aggregate", async () => {
+    expect(vec(await iq(q, agg("sum", call("abs", re("env", "1"))), 0))).toEqual(["{} => 3"]);
+    const rq = new MemoryQueryable([
+      regular({ __name__: "a_total", env: "1" }, M, [0, 60, 120]),
+      regular({ __name__: "b_total", env: "1" }, M, [0, 120, 240]),
+    ]);
+    expect(vec(await iq(rq, agg("sum", call("rate", mat(re("env", "1"), 2 * M)), { by: ["env"] }), 2 * M))).toEqual([
+      '{env="1"} => 3',
+    ]);
+    await expect(iq(rq, agg("sum", call("rate", mat(re("env", "1"), 2 * M)), { by: ["__name__"] }), 2 * M)).rejects.toThrow(
+      "vector cannot contain metrics with the same labelset",
+    );
+    await expect(iq(rq, call("rate", mat(re("env", "1"), 2 * M)), 2 * M)).rejects.toThrow(
+      "vector cannot contain metrics with the same labelset",
+    );
+  });
+});
+
+describe("annotations", () => {
+  const q = new MemoryQueryable([regular({ __name__: "m", i: "1" }, M, [1, 2, 3])]);
+
+  it("warns about sort in range queries, with the node's position when the parser gives one", async () => {
+    const sorted = Object.assign(call("sort", sel("m")), { pos: { line: 1, column: 5 } });
+    const r = await rangeQuery(q, agg("sum", sorted), 0, 2 * M, M);
+    expect([...r.annotations.warnings]).toEqual([
+      "PromQL warning: sort is ineffective for range queries since results are always ordered by labels (1:5)",
+    ]);
+    const i = await instantQuery(q, call("sort", sel("m")), 0);
+    expect([...i.annotations.warnings]).toEqual([]);
   });
 });
 

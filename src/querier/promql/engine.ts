@@ -37,6 +37,8 @@ import {
 } from "./value";
 import type { FunctionArg, FunctionContext, FunctionDef, WindowSeries } from "./functions/types";
 import { FUNCTIONS } from "./functions/index";
+// exprType() needs the function table's return types, which this module fills.
+import "./signatures";
 import { compareLabels, getLabel, seriesKey, type FlatLabels } from "../../model/labels";
 
 export interface EngineOptions {
@@ -53,7 +55,9 @@ export interface EngineOptions {
 const DEFAULT_LOOKBACK_MS = 5 * 60_000;
 const DEFAULT_MAX_SAMPLES = 50_000_000;
 const DEFAULT_SUBQUERY_STEP_MS = 60_000;
-/** Aggregations with at most this many (group, step) cells run series by series. */
+/** The most points a result series is first allocated for (engine.go caps its slices at 5000). */
+const INITIAL_CAPACITY = 4096;
+/** The (group, step) state cells of one block of an aggregation run series by series. */
 const SERIES_MAJOR_AGG_CELLS = 1 << 18;
 
 const METRIC_NAME = "__name__";
@@ -307,22 +311,67 @@ async function prepare(
     functions: FUNCTIONS,
   };
 
-  const ranges: { vs: VectorSelector; mint: number; maxt: number }[] = [];
+  const ranges: SelectorRange[] = [];
   collectSelectors(expr, ctx, { off: 0, range: 0, at: null }, 0, ranges);
-  const loaded = await Promise.all(ranges.map((r) => q.select(r.vs.matchers, r.mint, r.maxt)));
+  // Selectors with the same matchers and overlapping ranges (rate(x[5m]) / x) share one
+  // select() over the union: every use bounds its own reads, so more data is harmless.
+  const loads = mergeLoads(ranges);
+  const loaded = await Promise.all(loads.map((l) => q.select(l.matchers, l.mint, l.maxt)));
   checkDeadline(ctx);
-  for (let i = 0; i < ranges.length; i++) {
+  for (let i = 0; i < loads.length; i++) {
     const raws: RawSeries[] = [];
     for (const s of loaded[i]) {
       if (s.timestamps.length === 0) continue;
       raws.push({ labels: s.labels, ts: s.timestamps, vs: s.values, stale: staleMask(s.values), clean: null });
     }
-    ctx.data.set(ranges[i].vs, raws);
+    for (const vs of loads[i].selectors) ctx.data.set(vs, raws);
   }
 
   const [, wrap] = markInvariant(expr, ctx.invariant);
   if (wrap) ctx.invariant.add(expr);
   return ctx;
+}
+
+interface SelectorRange {
+  vs: VectorSelector;
+  mint: number;
+  maxt: number;
+}
+
+interface Load {
+  matchers: VectorSelector["matchers"];
+  mint: number;
+  maxt: number;
+  selectors: VectorSelector[];
+}
+
+/** One load per run of overlapping or adjacent ranges of the same matchers. */
+function mergeLoads(ranges: SelectorRange[]): Load[] {
+  const byMatchers = new Map<string, SelectorRange[]>();
+  for (const r of ranges) {
+    const key = r.vs.matchers
+      .map((m) => `${m.name}\u0000${m.type}\u0000${m.value}`)
+      .sort()
+      .join("\u0001");
+    const list = byMatchers.get(key);
+    if (list === undefined) byMatchers.set(key, [r]);
+    else list.push(r);
+  }
+  const loads: Load[] = [];
+  for (const list of byMatchers.values()) {
+    list.sort((a, b) => a.mint - b.mint);
+    let cur: Load | null = null;
+    for (const r of list) {
+      if (cur !== null && r.mint <= cur.maxt + 1) {
+        cur.maxt = Math.max(cur.maxt, r.maxt);
+        cur.selectors.push(r.vs);
+        continue;
+      }
+      cur = { matchers: r.vs.matchers, mint: r.mint, maxt: r.maxt, selectors: [r.vs] };
+      loads.push(cur);
+    }
+  }
+  return loads;
 }
 
 interface SubqueryPath {
@@ -349,7 +398,7 @@ function collectSelectors(
   ctx: QueryContext,
   path: SubqueryPath,
   evalRange: number,
-  out: { vs: VectorSelector; mint: number; maxt: number }[],
+  out: SelectorRange[],
 ): void {
   switch (e.type) {
     case "VectorSelector": {
@@ -708,6 +757,14 @@ class Evaluator {
     this.steps = end < start ? 0 : Math.floor((end - start) / interval) + 1;
   }
 
+  /**
+   * The first capacity of a result series: all steps, up to a bound (arrays grow by doubling),
+   * so a very fine subquery does not allocate for points it may never hold.
+   */
+  private cap(): number {
+    return Math.min(this.steps, INITIAL_CAPACITY);
+  }
+
   private time(k: number): number {
     return this.start + k * this.interval;
   }
@@ -809,10 +866,11 @@ class Evaluator {
       const ts = r.ts;
       const n = ts.length;
       const stale = r.stale;
-      const s = newSeries(r.labels, false, this.steps);
-      if (recordOrigT) s.ot = new Float64Array(s.ts.length);
+      let s: StepSeries;
       if (at !== null) {
         // Step-invariant: one lookup, repeated.
+        s = newSeries(r.labels, false, this.steps);
+        if (recordOrigT) s.ot = new Float64Array(s.ts.length);
         const ref = at - e.offset;
         const j = advance(ts, n, 0, ref) - 1;
         if (j >= 0 && ts[j] > ref - lookback && (stale === null || stale[j] === 0)) {
@@ -824,6 +882,8 @@ class Evaluator {
           s.n = this.steps;
         }
       } else {
+        s = newSeries(r.labels, false, this.cap());
+        if (recordOrigT) s.ot = new Float64Array(s.ts.length);
         let j = 0;
         for (let k = 0; k < this.steps; k++) {
           const t = this.time(k);
@@ -831,10 +891,8 @@ class Evaluator {
           j = advance(ts, n, j, ref);
           const i = j - 1;
           if (i < 0 || ts[i] <= ref - lookback || (stale !== null && stale[i] !== 0)) continue;
-          s.ts[s.n] = t;
-          s.vs[s.n] = r.vs[i];
-          if (s.ot !== null) s.ot[s.n] = ts[i];
-          s.n++;
+          pushPoint(s, t, r.vs[i]);
+          if (s.ot !== null) s.ot[s.n - 1] = ts[i];
         }
       }
       if (s.n === 0) continue;
@@ -972,8 +1030,17 @@ class Evaluator {
       }
     }
     const fctx = this.functionContext(e);
-    const coll = new Collector(this.ctx, this.steps);
+    const coll = new Collector(this.ctx, this.cap());
     const keeps = def.keepsMetricName === true;
+    // Outputs are matched to the (first) vector argument's samples to restore labels and find
+    // pending name drops; not for scalar results, which are no input series' values.
+    const firstVector = exprType(e) === "vector" ? cursors.findIndex((c) => c !== null) : -1;
+    const firstCursor = firstVector >= 0 ? cursors[firstVector] : null;
+    // Per input series, the output label array last matched to it (implementations cache the
+    // name-less labels per input, so this is an identity check from the second step on).
+    const restored: (FlatLabels | undefined)[] = [];
+    // label_replace/label_join writing __name__ cancel a pending drop (functions.go).
+    const writesName = (e.func === "label_replace" || e.func === "label_join") && vals[1] === METRIC_NAME;
     for (let k = 0; k < this.steps; k++) {
       this.tick();
       const t = this.time(k);
@@ -1007,9 +1074,37 @@ class Evaluator {
       }
       fctx.ts = t;
       const res = def.impl(vals, fctx);
+      const inVec = firstVector >= 0 ? vectors[firstVector] : null;
+      let at = 0;
       for (let j = 0; j < res.length; j++) {
         const o = res[j];
-        coll.add(o.labels, keeps ? o.dropName === true : true, t, o.v);
+        let labels = o.labels;
+        if (!keeps && inVec !== null) {
+          // Prometheus keeps an input's labels and drops __name__ at the end (delayed name
+          // removal), so that e.g. sum(abs({job="x"})) adds up series of several names. An
+          // implementation that already dropped it gets the input's labels back, matched in
+          // order as element-wise functions emit (a few inputs may be skipped).
+          for (let look = 0; look < 4 && at + look < inVec.length; look++) {
+            const inLabels = inVec[at + look].labels;
+            const si = (firstCursor as Cursor).idx[at + look];
+            if (inLabels === labels || restored[si] === labels || isDroppedOf(labels, inLabels)) {
+              restored[si] = labels;
+              labels = inLabels;
+              at += look + 1;
+              break;
+            }
+          }
+        }
+        let drop = true;
+        if (keeps) {
+          if (o.dropName !== undefined) drop = o.dropName;
+          else if (inVec !== null && res.length === inVec.length) {
+            // An implementation that did not say: the input's pending drop, which label_replace
+            // and label_join keep unless they write __name__ (functions.go).
+            drop = !writesName && inVec[j].dropName === true;
+          } else drop = false;
+        }
+        coll.add(labels, drop, t, o.v);
       }
     }
     return coll.out;
@@ -1060,6 +1155,7 @@ class Evaluator {
     // Output labels other than the input's own array may collide: checked after the loop.
     let relabelled = false;
     let extra: Collector | null = null;
+    const keeps = def.keepsMetricName === true;
     for (let i = 0; i < ns; i++) {
       this.tick();
       const s = src.series[i];
@@ -1067,6 +1163,7 @@ class Evaluator {
       one.length = 1;
       one[0] = w;
       let res: StepSeries | null = null;
+      let first: FlatLabels | null = null;
       let lo = 0;
       let hi = 0;
       for (let k = 0; k < this.steps; k++) {
@@ -1090,11 +1187,15 @@ class Evaluator {
         for (let j = 0; j < r.length; j++) {
           const o = r[j];
           if (res === null) {
-            res = newSeries(o.labels, Evaluator.outDropName(def, o, s.dropName), this.steps);
-            if (o.labels !== s.labels) relabelled = true;
-          } else if (o.labels !== res.labels || res.ts[res.n - 1] === t) {
+            // An implementation that dropped __name__ itself gets the input's labels back: the
+            // name goes at the end (see evalInstantCall).
+            first = o.labels;
+            const labels = !keeps && o.labels !== s.labels && isDroppedOf(o.labels, s.labels) ? s.labels : o.labels;
+            res = newSeries(labels, Evaluator.outDropName(def, o, s.dropName), this.cap());
+            if (labels !== s.labels) relabelled = true;
+          } else if ((o.labels !== first && !sameLabels(o.labels, first as FlatLabels)) || res.ts[res.n - 1] === t) {
             // More than one output per series: route it through a collector.
-            extra ??= new Collector(this.ctx, this.steps);
+            extra ??= new Collector(this.ctx, this.cap());
             extra.add(o.labels, Evaluator.outDropName(def, o, s.dropName), t, o.v);
             continue;
           }
@@ -1130,7 +1231,7 @@ class Evaluator {
     const his = new Int32Array(ns);
     const active: WindowSeries[] = [];
     vals[mi] = active;
-    const coll = new Collector(this.ctx, this.steps);
+    const coll = new Collector(this.ctx, this.cap());
     const held = this.ctx.samples;
     const dropByLabels = new Map<FlatLabels, boolean>();
     for (const s of src.series) if (s.dropName) dropByLabels.set(s.labels, true);
@@ -1211,35 +1312,39 @@ class Evaluator {
   }
 
   private evalVectorScalar(e: BinaryExpr, scalarLeft: boolean): StepSeries[] {
-    const vec = scalarLeft ? this.eval(e.rhs) : this.eval(e.lhs);
-    const sc = this.dense(scalarLeft ? this.eval(e.lhs) : this.eval(e.rhs));
+    // Left before right, as engine.go evaluates them (the first error wins).
+    const l = this.eval(e.lhs);
+    const r = this.eval(e.rhs);
+    const vec = scalarLeft ? r : l;
+    const sc = this.dense(scalarLeft ? l : r);
     const comparison = isComparison(e.op);
     const opc = opCode(e.op);
     const dropAll = changesMetricSchema(e.op) || e.returnBool;
     // Every input series maps to at most one output series: no collector needed.
-    return vec.map((s) => {
-      const r = newSeries(s.labels, dropAll || s.dropName, s.n);
-      for (let i = 0; i < s.n; i++) {
-        const k = Math.round((s.ts[i] - this.start) / this.interval);
-        const x = s.vs[i];
-        const y = sc[k];
-        const lf = scalarLeft ? y : x;
-        const rf = scalarLeft ? x : y;
-        let v = elemValue(opc, lf, rf);
-        let keep = comparison ? compare(opc, lf, rf) : true;
-        // A comparison keeps the vector's value even when the scalar is on the left.
-        if (comparison) v = x;
-        if (e.returnBool) {
-          v = keep ? 1 : 0;
-          keep = true;
+    return vec
+      .map((s) => {
+        const o = newSeries(s.labels, dropAll || s.dropName, s.n);
+        for (let i = 0; i < s.n; i++) {
+          const x = s.vs[i];
+          const y = sc[Math.round((s.ts[i] - this.start) / this.interval)];
+          const lf = scalarLeft ? y : x;
+          const rf = scalarLeft ? x : y;
+          let v = elemValue(opc, lf, rf);
+          let keep = comparison ? compare(opc, lf, rf) : true;
+          // A comparison keeps the vector's value even when the scalar is on the left.
+          if (comparison) v = x;
+          if (e.returnBool) {
+            v = keep ? 1 : 0;
+            keep = true;
+          }
+          if (!keep) continue;
+          o.ts[o.n] = s.ts[i];
+          o.vs[o.n] = v;
+          o.n++;
         }
-        if (!keep) continue;
-        r.ts[r.n] = s.ts[i];
-        r.vs[r.n] = v;
-        r.n++;
-      }
-      return r;
-    }).filter((s) => s.n > 0);
+        return o;
+      })
+      .filter((s) => s.n > 0);
   }
 
   /** Join signatures: series with equal signatures match. Returns per-side ordinals and their count. */
@@ -1278,7 +1383,7 @@ class Evaluator {
     const rc = new Cursor(rhs);
     // Stamp arrays (step number + 1) stand for per-step sets of signatures, never cleared.
     const seen = new Int32Array(sigs.count);
-    const coll = new Collector(this.ctx, this.steps);
+    const coll = new Collector(this.ctx, this.cap());
     for (let k = 0; k < this.steps; k++) {
       this.tick();
       const t = this.time(k);
@@ -1321,6 +1426,10 @@ class Evaluator {
 
   private evalVectorBinop(e: BinaryExpr, lhsIn: StepSeries[], rhsIn: StepSeries[], matching: VectorMatching): StepSeries[] {
     if (matching.card === "many-to-many") throw new PromQLExecError("many-to-many only allowed for set operators");
+    if (matching.card === "one-to-one") {
+      const fast = this.oneToOnePairs(e, lhsIn, rhsIn, matching);
+      if (fast !== null) return fast;
+    }
     const opc = opCode(e.op);
     const returnBool = e.returnBool;
     // One-to-many is many-to-one with the sides swapped (and swapped back for the values).
@@ -1348,7 +1457,7 @@ class Evaluator {
     const metricCache = new Map<number, ResultMetric>();
     const lastR = new Int32Array(lhs.length).fill(-1);
     const lastM: (ResultMetric | undefined)[] = new Array<ResultMetric | undefined>(lhs.length);
-    const coll = new Collector(this.ctx, this.steps);
+    const coll = new Collector(this.ctx, this.cap());
     for (let k = 0; k < this.steps; k++) {
       this.tick();
       const t = this.time(k);
@@ -1415,6 +1524,68 @@ class Evaluator {
     return coll.out;
   }
 
+  /**
+   * One-to-one matching where every signature has at most one series on each side: then no
+   * step can see a duplicate, the pairs are fixed, and each pair is merged series by series
+   * (in left-hand order, as the step-by-step loop emits). Null when the general loop is needed.
+   */
+  private oneToOnePairs(e: BinaryExpr, lhs: StepSeries[], rhs: StepSeries[], matching: VectorMatching): StepSeries[] | null {
+    const sigs = Evaluator.signatures(lhs, rhs, matching);
+    const leftOf = new Int32Array(sigs.count).fill(-1);
+    const rightOf = new Int32Array(sigs.count).fill(-1);
+    for (let i = 0; i < lhs.length; i++) {
+      if (leftOf[sigs.l[i]] !== -1) return null;
+      leftOf[sigs.l[i]] = i;
+    }
+    for (let i = 0; i < rhs.length; i++) {
+      if (rightOf[sigs.r[i]] !== -1) return null;
+      rightOf[sigs.r[i]] = i;
+    }
+    const opc = opCode(e.op);
+    const comparison = isComparison(e.op);
+    const schemaChange = changesMetricSchema(e.op);
+    const onNames = new Set(matching.matchingLabels);
+    const returnBool = e.returnBool;
+    const out: StepSeries[] = [];
+    for (let li = 0; li < lhs.length; li++) {
+      const ri = rightOf[sigs.l[li]];
+      if (ri === -1) continue;
+      this.tick();
+      const L = lhs[li];
+      const R = rhs[ri];
+      const labels = resultMetric(L.labels, R.labels, schemaChange, true, matching.on, onNames, matching.include);
+      const r = newSeries(labels, returnBool, Math.min(L.n, R.n));
+      let i = 0;
+      let j = 0;
+      while (i < L.n && j < R.n) {
+        const tl = L.ts[i];
+        const tr = R.ts[j];
+        if (tl < tr) {
+          i++;
+          continue;
+        }
+        if (tr < tl) {
+          j++;
+          continue;
+        }
+        const fl = L.vs[i++];
+        const fr = R.vs[j++];
+        let v = elemValue(opc, fl, fr);
+        const keep = comparison ? compare(opc, fl, fr) : true;
+        if (returnBool) v = keep ? 1 : 0;
+        else if (!keep) continue;
+        r.ts[r.n] = tl;
+        r.vs[r.n] = v;
+        r.n++;
+      }
+      if (r.n === 0) continue;
+      this.ctx.samples += r.n;
+      if (this.ctx.samples > this.ctx.maxSamples) throw new PromQLExecError(TOO_MANY_SAMPLES);
+      out.push(r);
+    }
+    return out;
+  }
+
   // --- aggregations ------------------------------------------------------------------------
 
   private evalAggregate(e: AggregateExpr): StepSeries[] {
@@ -1454,20 +1625,13 @@ class Evaluator {
       if (param.min < 0) warn(param.min);
     }
 
-    if (e.op !== "quantile" && ng * this.steps <= SERIES_MAJOR_AGG_CELLS) {
-      return this.aggregateBySeries(e.op, input, groupOf, groupLabels);
-    }
+    if (e.op !== "quantile") return this.aggregateBySeries(e.op, input, groupOf, groupLabels);
 
-    const out = groupLabels.map((l) => newSeries(l, false, this.steps));
+    // quantile: the values of each group at each step, with the parameter of that step.
+    const out = groupLabels.map((l) => newSeries(l, false, this.cap()));
     const seen = new Uint8Array(ng);
-    const value = new Float64Array(ng);
-    const mean = new Float64Array(ng);
-    const comp = new Float64Array(ng); // Kahan compensation
-    const count = new Float64Array(ng);
-    const incremental = new Uint8Array(ng);
     const drop = new Uint8Array(ng);
-    const lists: number[][] = e.op === "quantile" ? groupLabels.map(() => []) : [];
-    const op = e.op;
+    const lists: number[][] = groupLabels.map(() => []);
     for (let k = 0; k < this.steps; k++) {
       this.tick();
       const t = this.time(k);
@@ -1476,111 +1640,19 @@ class Evaluator {
       const c = cursor.gather(t);
       for (let j = 0; j < c; j++) {
         const si = cursor.idx[j];
-        const f = input[si].vs[cursor.at[j]];
         const g = groupOf[si];
         if (seen[g] === 0) {
           seen[g] = 1;
-          value[g] = f;
-          mean[g] = f;
-          comp[g] = 0;
-          count[g] = 1;
-          incremental[g] = 0;
-          drop[g] = input[si].dropName ? 1 : 0;
-          switch (op) {
-            case "stddev":
-            case "stdvar":
-              value[g] = Number.isFinite(f) ? 0 : NaN;
-              break;
-            case "group":
-              value[g] = 1;
-              break;
-            case "quantile":
-              lists[g].length = 0;
-              lists[g].push(f);
-              break;
-          }
-          continue;
+          drop[g] = 0;
+          lists[g].length = 0;
         }
         if (input[si].dropName) drop[g] = 1;
-        switch (op) {
-          case "sum": {
-            kahanInc(f, value[g], comp[g]);
-            value[g] = kahanSum;
-            comp[g] = kahanC;
-            break;
-          }
-          case "avg": {
-            // Prometheus 3: a direct (Kahan) mean while the sum does not overflow, then an
-            // incremental mean.
-            count[g]++;
-            if (incremental[g] === 0) {
-              kahanInc(f, value[g], comp[g]);
-              if (Number.isFinite(kahanSum) || Number.isNaN(kahanSum)) {
-                value[g] = kahanSum;
-                comp[g] = kahanC;
-                break;
-              }
-              incremental[g] = 1;
-              mean[g] = value[g] / (count[g] - 1);
-              comp[g] /= count[g] - 1;
-            }
-            const r = (count[g] - 1) / count[g];
-            kahanInc(f / count[g], r * mean[g], r * comp[g]);
-            mean[g] = kahanSum;
-            comp[g] = kahanC;
-            break;
-          }
-          case "group":
-            break;
-          case "max":
-            if (value[g] < f || Number.isNaN(value[g])) value[g] = f;
-            break;
-          case "min":
-            if (value[g] > f || Number.isNaN(value[g])) value[g] = f;
-            break;
-          case "count":
-            count[g]++;
-            break;
-          case "stddev":
-          case "stdvar": {
-            count[g]++;
-            const delta = f - mean[g];
-            mean[g] += delta / count[g];
-            value[g] += delta * (f - mean[g]);
-            break;
-          }
-          case "quantile":
-            lists[g].push(f);
-            break;
-          default:
-            throw new PromQLExecError(`expected aggregation operator but got ${op}`);
-        }
+        lists[g].push(input[si].vs[cursor.at[j]]);
       }
       for (let g = 0; g < ng; g++) {
         if (seen[g] === 0) continue;
-        let v = value[g];
-        switch (op) {
-          case "avg":
-            v = incremental[g] === 1 ? mean[g] + comp[g] : value[g] / count[g] + comp[g] / count[g];
-            break;
-          case "count":
-            v = count[g];
-            break;
-          case "stdvar":
-            v = value[g] / count[g];
-            break;
-          case "stddev":
-            v = Math.sqrt(value[g] / count[g]);
-            break;
-          case "quantile":
-            v = quantile(q, lists[g]);
-            break;
-          case "sum":
-            v = value[g] + comp[g];
-            break;
-        }
         const s = out[g];
-        pushPoint(s, t, v);
+        pushPoint(s, t, quantile(q, lists[g]));
         // engine.go overwrites the output series' DropName at every step.
         s.dropName = drop[g] === 1;
         if (++this.ctx.samples > this.ctx.maxSamples) throw new PromQLExecError(TOO_MANY_SAMPLES);
@@ -1590,13 +1662,16 @@ class Evaluator {
   }
 
   /**
-   * sum, avg, count, group, min, max, stddev, stdvar with few groups: one pass over each input
-   * series in order, into per-(group, step) state. Every (group, step) sees its values in the
-   * same order as the step-by-step loop, so the results are identical; memory is read in order.
+   * sum, avg, count, group, min, max, stddev, stdvar: over blocks of steps, one pass over each
+   * input series in order, into per-(group, step) state. Every (group, step) sees its values in
+   * the same order as a step-by-step loop would, so the results are identical, but memory is
+   * read in order and the state stays bounded (SERIES_MAJOR_AGG_CELLS cells).
    */
   private aggregateBySeries(op: AggregateOp, input: StepSeries[], groupOf: Int32Array, groupLabels: FlatLabels[]): StepSeries[] {
     const steps = this.steps;
-    const cells = groupLabels.length * steps;
+    const ng = groupLabels.length;
+    const block = Math.max(1, Math.min(steps, Math.floor(SERIES_MAJOR_AGG_CELLS / Math.max(ng, 1))));
+    const cells = ng * block;
     const seen = new Uint8Array(cells);
     const drop = new Uint8Array(cells);
     const value = new Float64Array(cells);
@@ -1606,138 +1681,151 @@ class Evaluator {
     const incremental = op === "avg" ? new Uint8Array(cells) : null;
     const start = this.start;
     const interval = this.interval;
-    for (let si = 0; si < input.length; si++) {
-      this.tick();
-      const s = input[si];
-      const base = groupOf[si] * steps;
-      const d = s.dropName ? 1 : 0;
-      for (let p = 0; p < s.n; p++) {
-        const c = base + Math.round((s.ts[p] - start) / interval);
-        const f = s.vs[p];
-        if (seen[c] === 0) {
-          seen[c] = 1;
-          drop[c] = d;
+    const pos = new Int32Array(input.length);
+    const outs: (StepSeries | null)[] = new Array<StepSeries | null>(ng).fill(null);
+    for (let k0 = 0; k0 < steps; k0 += block) {
+      const k1 = Math.min(steps, k0 + block);
+      const tEnd = this.time(k1 - 1);
+      seen.fill(0);
+      if (incremental !== null) incremental.fill(0);
+      for (let si = 0; si < input.length; si++) {
+        this.tick();
+        const s = input[si];
+        const base = groupOf[si] * block - k0;
+        const d = s.dropName ? 1 : 0;
+        let p = pos[si];
+        for (; p < s.n && s.ts[p] <= tEnd; p++) {
+          const c = base + Math.round((s.ts[p] - start) / interval);
+          const f = s.vs[p];
+          if (seen[c] === 0) {
+            // Cells are reused from block to block: everything is set here.
+            seen[c] = 1;
+            drop[c] = d;
+            if (comp !== null) comp[c] = 0;
+            switch (op) {
+              case "stddev":
+              case "stdvar":
+                value[c] = Number.isFinite(f) ? 0 : NaN;
+                (mean as Float64Array)[c] = f;
+                (count as Float64Array)[c] = 1;
+                break;
+              case "group":
+                value[c] = 1;
+                break;
+              case "avg":
+                value[c] = f;
+                (mean as Float64Array)[c] = f;
+                (count as Float64Array)[c] = 1;
+                break;
+              case "count":
+                (count as Float64Array)[c] = 1;
+                break;
+              default:
+                value[c] = f;
+            }
+            continue;
+          }
+          if (d === 1) drop[c] = 1;
           switch (op) {
-            case "stddev":
-            case "stdvar":
-              value[c] = Number.isFinite(f) ? 0 : NaN;
-              (mean as Float64Array)[c] = f;
-              (count as Float64Array)[c] = 1;
+            case "sum": {
+              const cc = comp as Float64Array;
+              const sum = value[c];
+              const t = sum + f;
+              if (t === Infinity || t === -Infinity) cc[c] = 0;
+              else if (Math.abs(sum) >= Math.abs(f)) cc[c] += sum - t + f;
+              else cc[c] += f - t + sum;
+              value[c] = t;
               break;
-            case "group":
-              value[c] = 1;
+            }
+            case "avg": {
+              const cc = comp as Float64Array;
+              const cnt = count as Float64Array;
+              const mn = mean as Float64Array;
+              const inc = incremental as Uint8Array;
+              cnt[c]++;
+              if (inc[c] === 0) {
+                kahanInc(f, value[c], cc[c]);
+                if (kahanSum !== Infinity && kahanSum !== -Infinity) {
+                  value[c] = kahanSum;
+                  cc[c] = kahanC;
+                  break;
+                }
+                inc[c] = 1;
+                mn[c] = value[c] / (cnt[c] - 1);
+                cc[c] /= cnt[c] - 1;
+              }
+              const r = (cnt[c] - 1) / cnt[c];
+              kahanInc(f / cnt[c], r * mn[c], r * cc[c]);
+              mn[c] = kahanSum;
+              cc[c] = kahanC;
               break;
-            case "avg":
-              value[c] = f;
-              (mean as Float64Array)[c] = f;
-              (count as Float64Array)[c] = 1;
+            }
+            case "max":
+              if (value[c] < f || Number.isNaN(value[c])) value[c] = f;
+              break;
+            case "min":
+              if (value[c] > f || Number.isNaN(value[c])) value[c] = f;
               break;
             case "count":
-              (count as Float64Array)[c] = 1;
+              (count as Float64Array)[c]++;
+              break;
+            case "stddev":
+            case "stdvar": {
+              const cnt = count as Float64Array;
+              const mn = mean as Float64Array;
+              cnt[c]++;
+              const delta = f - mn[c];
+              mn[c] += delta / cnt[c];
+              value[c] += delta * (f - mn[c]);
+              break;
+            }
+            case "group":
               break;
             default:
-              value[c] = f;
+              throw new PromQLExecError(`expected aggregation operator but got ${op}`);
           }
-          continue;
         }
-        if (d === 1) drop[c] = 1;
-        switch (op) {
-          case "sum": {
-            const cc = comp as Float64Array;
-            const sum = value[c];
-            const t = sum + f;
-            if (t === Infinity || t === -Infinity) cc[c] = 0;
-            else if (Math.abs(sum) >= Math.abs(f)) cc[c] += sum - t + f;
-            else cc[c] += f - t + sum;
-            value[c] = t;
-            break;
-          }
-          case "avg": {
-            const cc = comp as Float64Array;
-            const cnt = count as Float64Array;
-            const mn = mean as Float64Array;
-            const inc = incremental as Uint8Array;
-            cnt[c]++;
-            if (inc[c] === 0) {
-              kahanInc(f, value[c], cc[c]);
-              if (kahanSum !== Infinity && kahanSum !== -Infinity) {
-                value[c] = kahanSum;
-                cc[c] = kahanC;
-                break;
-              }
-              inc[c] = 1;
-              mn[c] = value[c] / (cnt[c] - 1);
-              cc[c] /= cnt[c] - 1;
+        pos[si] = p;
+      }
+      for (let g = 0; g < ng; g++) {
+        const base = g * block - k0;
+        let r = outs[g];
+        for (let k = k0; k < k1; k++) {
+          const c = base + k;
+          if (seen[c] === 0) continue;
+          let v = value[c];
+          switch (op) {
+            case "sum":
+              v = value[c] + (comp as Float64Array)[c];
+              break;
+            case "avg": {
+              const cnt = (count as Float64Array)[c];
+              v = (incremental as Uint8Array)[c] === 1 ? (mean as Float64Array)[c] + (comp as Float64Array)[c] : value[c] / cnt + (comp as Float64Array)[c] / cnt;
+              break;
             }
-            const r = (cnt[c] - 1) / cnt[c];
-            kahanInc(f / cnt[c], r * mn[c], r * cc[c]);
-            mn[c] = kahanSum;
-            cc[c] = kahanC;
-            break;
+            case "count":
+              v = (count as Float64Array)[c];
+              break;
+            case "stdvar":
+              v = value[c] / (count as Float64Array)[c];
+              break;
+            case "stddev":
+              v = Math.sqrt(value[c] / (count as Float64Array)[c]);
+              break;
           }
-          case "max":
-            if (value[c] < f || Number.isNaN(value[c])) value[c] = f;
-            break;
-          case "min":
-            if (value[c] > f || Number.isNaN(value[c])) value[c] = f;
-            break;
-          case "count":
-            (count as Float64Array)[c]++;
-            break;
-          case "stddev":
-          case "stdvar": {
-            const cnt = count as Float64Array;
-            const mn = mean as Float64Array;
-            cnt[c]++;
-            const delta = f - mn[c];
-            mn[c] += delta / cnt[c];
-            value[c] += delta * (f - mn[c]);
-            break;
+          if (r === null) {
+            r = newSeries(groupLabels[g], false, this.cap());
+            outs[g] = r;
           }
-          case "group":
-            break;
-          default:
-            throw new PromQLExecError(`expected aggregation operator but got ${op}`);
+          pushPoint(r, start + k * interval, v);
+          // engine.go overwrites the output series' DropName at every step: the last one counts.
+          r.dropName = drop[c] === 1;
+          if (++this.ctx.samples > this.ctx.maxSamples) throw new PromQLExecError(TOO_MANY_SAMPLES);
         }
       }
     }
     const out: StepSeries[] = [];
-    for (let g = 0; g < groupLabels.length; g++) {
-      const base = g * steps;
-      let r: StepSeries | null = null;
-      for (let k = 0; k < steps; k++) {
-        const c = base + k;
-        if (seen[c] === 0) continue;
-        let v = value[c];
-        switch (op) {
-          case "sum":
-            v = value[c] + (comp as Float64Array)[c];
-            break;
-          case "avg": {
-            const cnt = (count as Float64Array)[c];
-            v = (incremental as Uint8Array)[c] === 1 ? (mean as Float64Array)[c] + (comp as Float64Array)[c] : value[c] / cnt + (comp as Float64Array)[c] / cnt;
-            break;
-          }
-          case "count":
-            v = (count as Float64Array)[c];
-            break;
-          case "stdvar":
-            v = value[c] / (count as Float64Array)[c];
-            break;
-          case "stddev":
-            v = Math.sqrt(value[c] / (count as Float64Array)[c]);
-            break;
-        }
-        r ??= newSeries(groupLabels[g], false, steps);
-        pushPoint(r, start + k * interval, v);
-        // engine.go overwrites the output series' DropName at every step: the last one counts.
-        r.dropName = drop[c] === 1;
-      }
-      if (r === null) continue;
-      this.ctx.samples += r.n;
-      if (this.ctx.samples > this.ctx.maxSamples) throw new PromQLExecError(TOO_MANY_SAMPLES);
-      out.push(r);
-    }
+    for (const r of outs) if (r !== null) out.push(r);
     return out;
   }
 
@@ -1770,6 +1858,13 @@ class Evaluator {
       if (param.min <= -9223372036854775808) throw new PromQLExecError(`Scalar value ${goFormatG(param.min)} underflows int64`);
       if (param.max >= 9223372036854774784) throw new PromQLExecError(`Scalar value ${goFormatG(param.max)} overflows int64`);
     }
+    const TOPK = 0;
+    const BOTTOMK = 1;
+    const LIMITK = 2;
+    const RATIO = 3;
+    const kind = op === "topk" ? TOPK : op === "bottomk" ? BOTTOMK : op === "limitk" ? LIMITK : RATIO;
+    // bottomk keeps its largest value on top (vectorByReverseValueHeap); the others the smallest.
+    const maxHeap = kind === BOTTOMK;
     const ns = input.length;
     // Heaps hold positions into this step's gathered values.
     const heaps: number[][] = [];
@@ -1777,11 +1872,7 @@ class Evaluator {
     const seen = new Uint8Array(ng);
     const vals = new Float64Array(ns);
     const sidx = new Int32Array(ns);
-    const coll = new Collector(this.ctx, this.steps);
-    // vectorByValueHeap / vectorByReverseValueHeap's Less (NaN sorts first in both).
-    const lessMin = (a: number, b: number): boolean => Number.isNaN(vals[a]) || vals[a] < vals[b];
-    const lessMax = (a: number, b: number): boolean => Number.isNaN(vals[a]) || vals[a] > vals[b];
-    const less = op === "bottomk" ? lessMax : lessMin;
+    const coll = new Collector(this.ctx, this.cap());
     for (let k = 0; k < this.steps; k++) {
       this.tick();
       const t = this.time(k);
@@ -1793,7 +1884,7 @@ class Evaluator {
       }
       let kk = 0;
       let r = 0;
-      if (op === "limit_ratio") {
+      if (kind === RATIO) {
         if (fParam === 0) continue;
         r = fParam < -1 ? -1 : fParam > 1 ? 1 : fParam;
       } else {
@@ -1807,44 +1898,40 @@ class Evaluator {
         if (seen[g] === 0) {
           seen[g] = 1;
           h.length = 0;
-          if (op === "limit_ratio") {
-            if (addRatioSample(r, input[sidx[j]].labels)) heapPush(h, j, less);
-          } else {
-            heapPush(h, j, less);
-          }
+          if (kind !== RATIO || addRatioSample(r, input[sidx[j]].labels)) heapPush(h, j, vals, maxHeap);
           continue;
         }
-        switch (op) {
-          case "topk":
-            if (h.length < kk) heapPush(h, j, less);
-            else if (vals[h[0]] < vals[j] || (Number.isNaN(vals[h[0]]) && !Number.isNaN(vals[j]))) {
+        const v = vals[j];
+        switch (kind) {
+          case TOPK:
+          case BOTTOMK: {
+            if (h.length < kk) {
+              heapPush(h, j, vals, maxHeap);
+              break;
+            }
+            const top = vals[h[0]];
+            const better = kind === TOPK ? top < v : top > v;
+            if (better || (Number.isNaN(top) && !Number.isNaN(v))) {
               h[0] = j;
-              if (kk > 1) heapFix(h, 0, less);
+              if (kk > 1) heapFix(h, 0, vals, maxHeap);
             }
             break;
-          case "bottomk":
-            if (h.length < kk) heapPush(h, j, less);
-            else if (vals[h[0]] > vals[j] || (Number.isNaN(vals[h[0]]) && !Number.isNaN(vals[j]))) {
-              h[0] = j;
-              if (kk > 1) heapFix(h, 0, less);
-            }
+          }
+          case LIMITK:
+            if (h.length < kk) heapPush(h, j, vals, maxHeap);
             break;
-          case "limitk":
-            if (h.length < kk) heapPush(h, j, less);
-            break;
-          case "limit_ratio":
-            if (addRatioSample(r, input[sidx[j]].labels)) heapPush(h, j, less);
-            break;
+          default:
+            if (addRatioSample(r, input[sidx[j]].labels)) heapPush(h, j, vals, maxHeap);
         }
       }
       for (let g = 0; g < ng; g++) {
         if (seen[g] === 0) continue;
         const h = heaps[g];
         // sort.Sort(sort.Reverse(heap)): topk descending, bottomk ascending, NaN last.
-        if ((op === "topk" || op === "bottomk") && h.length > 1) sortReverse(h, less);
-        for (const j of h) {
-          const s = input[sidx[j]];
-          coll.add(s.labels, s.dropName, t, vals[j]);
+        if (kind <= BOTTOMK && h.length > 1) sortReverse(h, vals, maxHeap);
+        for (let i = 0; i < h.length; i++) {
+          const s = input[sidx[h[i]]];
+          coll.add(s.labels, s.dropName, t, vals[h[i]]);
         }
       }
     }
@@ -1860,7 +1947,7 @@ class Evaluator {
     const gset = new Set(grouping);
     const input = this.eval(e.expr);
     const cursor = new Cursor(input);
-    const coll = new Collector(this.ctx, this.steps);
+    const coll = new Collector(this.ctx, this.cap());
     // Output label sets are cached by group key so each is one array across steps.
     const labelsByKey = new Map<string, FlatLabels>();
     const counts = new Map<string, number>();
@@ -2088,11 +2175,19 @@ class FParams {
   }
 }
 
-// container/heap, as Go implements it (the result order of topk & co. depends on it).
-function heapUp(h: number[], j: number, less: (a: number, b: number) => boolean): void {
+// container/heap, as Go implements it (the result order of topk & co. depends on it), over
+// positions into vals. Less is vectorByValueHeap's (min on top) or, for maxHeap,
+// vectorByReverseValueHeap's; NaN counts as less than anything in both.
+function heapLess(vals: Float64Array, a: number, b: number, maxHeap: boolean): boolean {
+  const x = vals[a];
+  if (x !== x) return true;
+  return maxHeap ? x > vals[b] : x < vals[b];
+}
+
+function heapUp(h: number[], j: number, vals: Float64Array, maxHeap: boolean): void {
   while (j > 0) {
     const i = (j - 1) >> 1;
-    if (!less(h[j], h[i])) break;
+    if (!heapLess(vals, h[j], h[i], maxHeap)) break;
     const x = h[i];
     h[i] = h[j];
     h[j] = x;
@@ -2100,15 +2195,15 @@ function heapUp(h: number[], j: number, less: (a: number, b: number) => boolean)
   }
 }
 
-function heapDown(h: number[], i0: number, n: number, less: (a: number, b: number) => boolean): boolean {
+function heapDown(h: number[], i0: number, n: number, vals: Float64Array, maxHeap: boolean): boolean {
   let i = i0;
   for (;;) {
     const j1 = 2 * i + 1;
     if (j1 >= n) break;
     let j = j1;
     const j2 = j1 + 1;
-    if (j2 < n && less(h[j2], h[j1])) j = j2;
-    if (!less(h[j], h[i])) break;
+    if (j2 < n && heapLess(vals, h[j2], h[j1], maxHeap)) j = j2;
+    if (!heapLess(vals, h[j], h[i], maxHeap)) break;
     const x = h[i];
     h[i] = h[j];
     h[j] = x;
@@ -2117,21 +2212,21 @@ function heapDown(h: number[], i0: number, n: number, less: (a: number, b: numbe
   return i > i0;
 }
 
-function heapPush(h: number[], x: number, less: (a: number, b: number) => boolean): void {
+function heapPush(h: number[], x: number, vals: Float64Array, maxHeap: boolean): void {
   h.push(x);
-  heapUp(h, h.length - 1, less);
+  heapUp(h, h.length - 1, vals, maxHeap);
 }
 
-function heapFix(h: number[], i: number, less: (a: number, b: number) => boolean): void {
-  if (!heapDown(h, i, h.length, less)) heapUp(h, i, less);
+function heapFix(h: number[], i: number, vals: Float64Array, maxHeap: boolean): void {
+  if (!heapDown(h, i, h.length, vals, maxHeap)) heapUp(h, i, vals, maxHeap);
 }
 
 /**
  * sort.Sort(sort.Reverse(heap)). Go's pdqsort runs insertion sort up to 12 elements, which we
  * copy so ties come out in Go's order; longer heaps use a stable sort (ties may differ).
  */
-function sortReverse(h: number[], less: (a: number, b: number) => boolean): void {
-  const rless = (a: number, b: number): boolean => less(b, a);
+function sortReverse(h: number[], vals: Float64Array, maxHeap: boolean): void {
+  const rless = (a: number, b: number): boolean => heapLess(vals, b, a, maxHeap);
   if (h.length <= 12) {
     for (let i = 1; i < h.length; i++) {
       for (let j = i; j > 0 && rless(h[j], h[j - 1]); j--) {
@@ -2168,6 +2263,18 @@ function dropMetadata(labels: FlatLabels): FlatLabels {
     dropCache.set(labels, out);
   }
   return out;
+}
+
+/** Whether labels are input without its __name__ (and __type__, __unit__). */
+function isDroppedOf(labels: FlatLabels, input: FlatLabels): boolean {
+  const d = dropMetadata(input);
+  return d !== input && (d === labels || sameLabels(labels, d));
+}
+
+function sameLabels(a: FlatLabels, b: FlatLabels): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** labels.Builder.Set: replaces or inserts in order; an empty value deletes. */
@@ -2327,19 +2434,31 @@ function mergeSameLabels(series: StepSeries[]): StepSeries[] {
       out.push(list[0]);
       continue;
     }
-    const pts: [number, number][] = [];
-    for (const s of list) for (let i = 0; i < s.n; i++) pts.push([s.ts[i], s.vs[i]]);
-    pts.sort((a, b) => a[0] - b[0]);
-    const m = newSeries(list[0].labels, list.some((s) => s.dropName), pts.length);
-    for (let i = 0; i < pts.length; i++) {
-      if (i > 0 && pts[i][0] === pts[i - 1][0]) throw new PromQLExecError(SAME_LABELSET);
-      m.ts[i] = pts[i][0];
-      m.vs[i] = pts[i][1];
-    }
-    m.n = pts.length;
+    // Each series is sorted: merge them pairwise.
+    let m = list[0];
+    for (let j = 1; j < list.length; j++) m = mergeTwo(m, list[j]);
     out.push(m);
   }
   return out;
+}
+
+/** The points of two series with one label set, in time order; one time in both is an error. */
+function mergeTwo(a: StepSeries, b: StepSeries): StepSeries {
+  const m = newSeries(a.labels, a.dropName || b.dropName, a.n + b.n);
+  let i = 0;
+  let j = 0;
+  while (i < a.n || j < b.n) {
+    if (j >= b.n || (i < a.n && a.ts[i] < b.ts[j])) {
+      m.ts[m.n] = a.ts[i];
+      m.vs[m.n++] = a.vs[i++];
+    } else if (i >= a.n || b.ts[j] < a.ts[i]) {
+      m.ts[m.n] = b.ts[j];
+      m.vs[m.n++] = b.vs[j++];
+    } else {
+      throw new PromQLExecError(SAME_LABELSET);
+    }
+  }
+  return m;
 }
 
 function toMatrix(series: StepSeries[]): Matrix {

@@ -32,7 +32,10 @@ export interface WindowSeries {
 
 /**
  * An evaluated argument: an instant vector (Vector), a scalar (number), a string, or,
- * for a range-vector argument, the window of every input series at this step.
+ * for a range-vector argument, the windows of the input series at this step. The engine
+ * calls range functions one series at a time, as Prometheus does (the array then holds one
+ * window; steps without points in the window are not called), except absent_over_time,
+ * which gets every series with points at each step.
  */
 export type FunctionArg = Vector | number | string | WindowSeries[];
 
