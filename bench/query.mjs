@@ -10,7 +10,7 @@
 // Our data is flushed to R2 before querying (POST /flush), so the 24 h queries read
 // blocks, as they would in production; the heads still hold the retain period.
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import protobuf from "protobufjs";
 import snappy from "snappyjs";
@@ -141,6 +141,18 @@ async function main() {
       rows.push([name, `${range / 3600} h / ${stepS} s`, String(b.series), a.ms.toFixed(1), b.ms.toFixed(1), `${(a.ms / b.ms).toFixed(2)}×`]);
     }
   }
+  // Peak resident memory of the runtime processes over the whole run (ingest, flush,
+  // every query): an upper bound of what the queries held, for the 128 MB isolate limit.
+  const peak = (pids) => pids.reduce((n, pid) => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      return n + (m ? Number(m[1]) : 0);
+    } catch {
+      return n;
+    }
+  }, 0);
+  const workerdKb = peak(ours.pids().filter((pid) => { try { return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "workerd"; } catch { return false; } }));
+  const promKb = peak(prom.pids());
   await Promise.all([ours.stop(), prom.stop()]);
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   console.log(`\nQuery latency, median of ${RUNS} (query_range through each HTTP API, ${SERIES} series, data flushed to R2 on our side):`);
@@ -148,6 +160,7 @@ async function main() {
     console.log(r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("   "));
     if (ri === 0) console.log(widths.map((x) => "-".repeat(x)).join("   "));
   });
+  console.log(`Peak RSS over the run: workerd ${(workerdKb / 1024).toFixed(0)} MB (all isolates and the local R2/SQLite simulators), Prometheus ${(promKb / 1024).toFixed(0)} MB`);
   return 0;
 }
 
