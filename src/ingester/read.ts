@@ -41,7 +41,10 @@ export function* candidates(head: Head, matchers: CompiledMatcher[]): Iterable<M
 
 function seriesData(s: MemSeries, mint: number, maxt: number): SelectedSeries | null {
   const chunks: Uint8Array[] = [];
-  for (const c of s.closed) if (c.maxt >= mint && c.mint <= maxt) chunks.push(c.data);
+  // A chunk marked flushed is in a block R2 confirmed before the mark, and select()
+  // lists blocks only after every shard answered, so that block is always read: sending
+  // the retained copy too would only cost serialising it and de-duplicating it again.
+  for (const c of s.closed) if (c.flushedAt === 0 && c.maxt >= mint && c.mint <= maxt) chunks.push(c.data);
   const open = s.open;
   if (open && open.numSamples > 0 && open.maxTime >= mint && open.minTime <= maxt) chunks.push(open.bytes());
   let ooo: SelectedSeries["ooo"] = null;

@@ -33,10 +33,13 @@ export async function select(
 ): Promise<SelectedSeries[]> {
   // Compile here first so a bad regexp is a 400 from this Worker, not an RPC error.
   const compiled = matchers.map(compileMatcher);
-  const [head, store] = await Promise.all([
-    selectFromIngesters(env, tenant, matchers, mint, maxt, gate),
-    selectFromBlocks(env.BLOCKS, tenant, compiled, mint, maxt, gate),
-  ]);
+  // Ingesters first, R2 after: the heads leave out chunks already marked flushed
+  // (src/ingester/read.ts), and a chunk is marked only after R2 confirmed its block,
+  // so a list started after every shard answered is sure to include that block (R2
+  // lists are strongly consistent). Listing in parallel could miss a block written
+  // between the list and the RPC, losing its chunks from both sources.
+  const head = await selectFromIngesters(env, tenant, matchers, mint, maxt, gate);
+  const store = await selectFromBlocks(env.BLOCKS, tenant, compiled, mint, maxt, gate);
   return mergeSeries([store, head]);
 }
 
