@@ -25,6 +25,9 @@ export default defineConfig({
         ],
         test: {
           name: "workers",
+          // Property tests are CPU-bound: generous limits so a loaded 2-core machine
+          // cannot turn them into timing failures (no test here measures time).
+          testTimeout: 60_000,
           include: ["test/unit/**/*.test.ts", "test/worker/**/*.test.ts"],
         },
       },
@@ -33,6 +36,7 @@ export default defineConfig({
         // (protobufjs) that cannot run inside workerd (they compile code from strings).
         test: {
           name: "node",
+          testTimeout: 60_000,
           environment: "node",
           include: ["test/node/**/*.test.ts"],
         },
