@@ -99,18 +99,13 @@ describe("rate / increase / delta (extrapolatedRate)", () => {
     expect(call("delta", [[w]], mkCtx(60 * S, 60 * S))).toEqual([]);
   });
 
-  it("flags names that do not look like counters", () => {
+  it("leaves the not-a-counter info to the engine (which adds the argument's position)", () => {
     const ctx = mkCtx(60 * S, 60 * S);
     const w = win(["__name__", "temperature", "job", "a"], [[30 * S, 1], [60 * S, 2]]);
-    call("rate", [[w, win(counter, [[30 * S, 1], [60 * S, 2]])]], ctx);
-    expect([...ctx.annotations.infos]).toEqual([
-      'PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: "temperature"',
-    ]);
-    // No output, no annotation; delta never annotates.
-    const ctx2 = mkCtx(60 * S, 60 * S);
-    call("increase", [[win(["__name__", "temperature"], [[30 * S, 1]])]], ctx2);
-    call("delta", [[w]], ctx2);
-    expect(ctx2.annotations.infos.size).toBe(0);
+    expect(call("rate", [[w, win(counter, [[30 * S, 1], [60 * S, 2]])]], ctx)).toHaveLength(2);
+    call("increase", [[w]], ctx);
+    call("delta", [[w]], ctx);
+    expect(ctx.annotations.infos.size).toBe(0);
   });
 
   it("anchored: boundary values without extrapolation", () => {
@@ -200,6 +195,10 @@ describe("<aggregation>_over_time", () => {
     expect(one("stdvar_over_time", [[w]], ctx())).toBe(4);
     // Median 4.5; deviations 2.5 .5 .5 .5 .5 .5 2.5 4.5 -> median 0.5.
     expect(one("mad_over_time", [[w]], ctx())).toBe(0.5);
+  });
+
+  it("mad_over_time is NaN when the window holds a NaN", () => {
+    expect(one("mad_over_time", [[win([], [[0, 1], [10 * S, 2], [20 * S, NaN], [30 * S, 4]])]], mkCtx(30 * S, 40 * S))).toBeNaN();
   });
 
   it("sum_over_time compensates (Kahan-Neumaier)", () => {
@@ -313,6 +312,21 @@ describe("histogram_quantile", () => {
     ]);
   });
 
+  it("ends its annotations with the position of the argument they are about", () => {
+    const pos = (line: number, column: number): Expr => ({ type: "VectorSelector", name: "x", matchers: [], offset: 0, at: null, pos: { line, column } });
+    const ctx = mkCtx(1000, 0, { args: [{ type: "NumberLiteral", val: 2, pos: { line: 1, column: 20 } }, pos(1, 25)] });
+    const input = vec(b("0.1", 10), b("0.5", 5), b("+Inf", 40), [["__name__", "x", "le", "oops"], 1]);
+    call("histogram_quantile", [2, input], ctx);
+    call("histogram_quantile", [0.5, input], ctx);
+    expect([...ctx.annotations.warnings].sort()).toEqual([
+      'PromQL warning: bucket label "le" is missing or has a malformed value of "oops" for metric name "x" (1:25)',
+      "PromQL warning: quantile value should be between 0 and 1, got 2 (1:20)",
+    ]);
+    expect([...ctx.annotations.infos]).toEqual([
+      "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) (1:25)",
+    ]);
+  });
+
   it("ignores tiny float noise silently", () => {
     const ctx = mkCtx(1000);
     const noisy = vec(b("0.1", 10), b("0.5", 20), b("1", 20 - 1e-14), b("+Inf", 40));
@@ -415,6 +429,19 @@ describe("label_replace / label_join", () => {
     expect(() => call("label_join", [up, "foo", ",", ""], mkCtx(1000))).toThrow(
       "invalid source label name in label_join(): ",
     );
+  });
+
+  it("refuses a label name from a literal that was not valid UTF-8 (\"\\xff\"), as Go does", () => {
+    const lit = (val: string, invalidUTF8?: boolean): Expr => (invalidUTF8 ? { type: "StringLiteral", val, invalidUTF8 } : { type: "StringLiteral", val });
+    const args = (dst: Expr): Expr[] => [{ type: "VectorSelector", name: "up", matchers: [], offset: 0, at: null }, dst, lit(""), lit("service"), lit("(.*)")];
+    expect(() => call("label_replace", [up, "\ufffd", "", "service", "(.*)"], mkCtx(1000, 0, { args: args(lit("\ufffd", true)) }))).toThrow(
+      "invalid destination label name in label_replace(): \ufffd",
+    );
+    expect(() =>
+      call("label_join", [up, "\ufffd", ",", "service"], mkCtx(1000, 0, { args: args({ type: "ParenExpr", expr: lit("\ufffd", true) }) })),
+    ).toThrow("invalid destination label name in label_join(): \ufffd");
+    // A real U+FFFD is valid UTF-8.
+    expect(call("label_replace", [up, "\ufffd", "x", "service", "(.*)"], mkCtx(1000, 0, { args: args(lit("\ufffd")) }))).toHaveLength(up.length);
   });
 
   it("accepts RE2-only syntax", () => {

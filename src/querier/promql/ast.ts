@@ -6,6 +6,16 @@ import type { LabelMatcher } from "../../proto/types";
 
 export type ValueType = "scalar" | "vector" | "matrix" | "string";
 
+/**
+ * Where a node starts in the query, as Prometheus's PositionRange.StartPosInput prints it:
+ * 1-based line, 1-based column counted in bytes (UTF-8). Set by parse.ts; absent on nodes
+ * built elsewhere. Annotations end with " (line:column)" of the node they are about.
+ */
+export interface Pos {
+  line: number;
+  column: number;
+}
+
 export type Expr =
   | NumberLiteral
   | StringLiteral
@@ -20,6 +30,7 @@ export type Expr =
 
 export interface NumberLiteral {
   type: "NumberLiteral";
+  pos?: Pos;
   val: number;
   /** Written as a duration (`5m` = 300): only changes how formatExpr prints it. Absent otherwise. */
   duration?: boolean;
@@ -27,7 +38,13 @@ export interface NumberLiteral {
 
 export interface StringLiteral {
   type: "StringLiteral";
+  pos?: Pos;
   val: string;
+  /**
+   * Set when the literal's bytes are not valid UTF-8 (e.g. "\xff"): Go keeps such bytes raw,
+   * `val` holds U+FFFD for them. label_replace/label_join refuse such a label name as Prometheus does.
+   */
+  invalidUTF8?: boolean;
 }
 
 /** The `@` modifier: a fixed time, or start()/end() of the query. */
@@ -35,6 +52,7 @@ export type AtModifier = { kind: "time"; ms: number } | { kind: "start" } | { ki
 
 export interface VectorSelector {
   type: "VectorSelector";
+  pos?: Pos;
   /** The metric name if written before the braces, else null (it is also among matchers). */
   name: string | null;
   /** All matchers, including __name__="name" when a name was written. */
@@ -46,6 +64,7 @@ export interface VectorSelector {
 
 export interface MatrixSelector {
   type: "MatrixSelector";
+  pos?: Pos;
   vectorSelector: VectorSelector;
   /** Range in ms. */
   range: number;
@@ -53,6 +72,7 @@ export interface MatrixSelector {
 
 export interface SubqueryExpr {
   type: "SubqueryExpr";
+  pos?: Pos;
   expr: Expr;
   range: number;
   /** Resolution in ms; 0 means the default evaluation interval (the engine's, 1m by default). */
@@ -79,6 +99,7 @@ export type AggregateOp =
 
 export interface AggregateExpr {
   type: "AggregateExpr";
+  pos?: Pos;
   op: AggregateOp;
   expr: Expr;
   /** The parameter of topk, bottomk, quantile, count_values, limitk, limit_ratio. */
@@ -118,6 +139,7 @@ export interface VectorMatching {
 
 export interface BinaryExpr {
   type: "BinaryExpr";
+  pos?: Pos;
   op: BinaryOp;
   lhs: Expr;
   rhs: Expr;
@@ -129,19 +151,31 @@ export interface BinaryExpr {
 
 export interface UnaryExpr {
   type: "UnaryExpr";
+  pos?: Pos;
   op: "-" | "+";
   expr: Expr;
 }
 
 export interface Call {
   type: "Call";
+  pos?: Pos;
   func: string;
   args: Expr[];
 }
 
 export interface ParenExpr {
   type: "ParenExpr";
+  pos?: Pos;
   expr: Expr;
+}
+
+/**
+ * Prometheus ends an annotation with the position of the node it is about, " (line:column)"
+ * (annotations.go's annoErr.Error with PositionRange.StartPosInput). parse.ts sets `pos`.
+ */
+export function posSuffix(e: Expr | null | undefined): string {
+  const p = e?.pos;
+  return p === undefined ? "" : ` (${p.line}:${p.column})`;
 }
 
 /** The value type an expression evaluates to (Prometheus's Expr.Type()). */

@@ -11,6 +11,7 @@
 
 import {
   exprType,
+  posSuffix,
   type AggregateExpr,
   type AggregateOp,
   type AtModifier,
@@ -461,19 +462,6 @@ function collectSelectors(
 function unwrapParens(e: Expr): Expr {
   while (e.type === "ParenExpr") e = e.expr;
   return e;
-}
-
-/**
- * Prometheus ends an annotation with the position of the node it is about, " (line:column)".
- * The AST carries no positions yet; a parser that sets `pos: { line, column }` (1-based,
- * column in bytes as Prometheus counts) on nodes gets them printed.
- */
-function posSuffix(e: Expr | null): string {
-  if (e === null || !("pos" in e)) return "";
-  const p: unknown = e.pos;
-  if (typeof p !== "object" || p === null || !("line" in p) || !("column" in p)) return "";
-  const { line, column } = p;
-  return typeof line === "number" && typeof column === "number" ? ` (${line}:${column})` : "";
 }
 
 const SORT_FUNCTIONS = new Set(["sort", "sort_desc", "sort_by_label", "sort_by_label_desc"]);

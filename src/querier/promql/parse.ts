@@ -32,6 +32,8 @@ import {
   type Call,
   type Expr,
   type NumberLiteral,
+  type Pos,
+  type StringLiteral,
   type SubqueryExpr,
   type UnaryExpr,
   type ValueType,
@@ -754,9 +756,21 @@ function goNumber(s: string): number | string {
 
 /** strutil.Unquote of a string token the lexer accepted: Go escapes, \x and octal as raw bytes. */
 function unquote(tok: string): string {
+  return unquoteLiteral(tok).val;
+}
+
+const utf8Strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const utf8Lenient = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+
+/**
+ * unquote, also telling whether the bytes were valid UTF-8. Go keeps invalid bytes (from \x or
+ * octal escapes, e.g. "\xff") as they are; a JavaScript string holds U+FFFD for them instead,
+ * so invalidUTF8 is what tells such a string from one with a real U+FFFD.
+ */
+function unquoteLiteral(tok: string): { val: string; invalidUTF8: boolean } {
   const quote = tok[0];
   const body = tok.slice(1, -1);
-  if (quote === "`" || !body.includes("\\")) return body;
+  if (quote === "`" || !body.includes("\\")) return { val: body, invalidUTF8: false };
   const bytes: number[] = [];
   const pushRune = (cp: number): void => {
     if (cp >= 0xd800 && cp <= 0xdfff) cp = 0xfffd;
@@ -790,7 +804,12 @@ function unquote(tok: string): string {
       i += 2;
     }
   }
-  return new TextDecoder().decode(new Uint8Array(bytes));
+  const raw = new Uint8Array(bytes);
+  try {
+    return { val: utf8Strict.decode(raw), invalidUTF8: false };
+  } catch {
+    return { val: utf8Lenient.decode(raw), invalidUTF8: true };
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1086,9 +1105,47 @@ class Converter {
     return out;
   }
 
-  private at<T extends object>(e: T, pos: number): T {
+  private at<T extends Expr>(e: T, pos: number): T {
     this.starts.set(e, pos);
+    e.pos = this.position(pos);
     return e;
+  }
+
+  /** UTF-8 byte offset of each UTF-16 index of the input (built on first use). */
+  private byteOffsets: Int32Array | null = null;
+  /** UTF-16 indexes where each line starts. */
+  private lineStarts: number[] = [];
+
+  /** Line and byte column (both 1-based) of a UTF-16 index, as Prometheus's StartPosInput prints them. */
+  private position(pos: number): Pos {
+    let bytes = this.byteOffsets;
+    const input = this.input;
+    if (bytes === null) {
+      bytes = new Int32Array(input.length + 1);
+      this.lineStarts = [0];
+      let b = 0;
+      for (let i = 0; i < input.length; i++) {
+        bytes[i] = b;
+        const c = input.charCodeAt(i);
+        if (c === 0x0a) this.lineStarts.push(i + 1);
+        // A surrogate pair is 4 bytes: 2 on each half; a lone surrogate is U+FFFD's 3.
+        const pair = c >= 0xd800 && c <= 0xdbff && (input.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+        const low = c >= 0xdc00 && c <= 0xdfff && i > 0 && (input.charCodeAt(i - 1) & 0xfc00) === 0xd800;
+        b += c < 0x80 ? 1 : c < 0x800 ? 2 : pair || low ? 2 : 3;
+      }
+      bytes[input.length] = b;
+      this.byteOffsets = bytes;
+    }
+    const p = Math.max(0, Math.min(pos, input.length));
+    const starts = this.lineStarts;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (starts[mid] <= p) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, column: bytes[p] - bytes[starts[lo]] + 1 };
   }
 
   private startOf(e: object): number {
@@ -1254,8 +1311,11 @@ class Converter {
     switch (n.name) {
       case "VectorSelector":
         return this.at(this.vectorSelector(n), n.from);
-      case "StringLiteral":
-        return this.at({ type: "StringLiteral", val: unquote(this.text(n)) }, n.from);
+      case "StringLiteral": {
+        const { val, invalidUTF8 } = unquoteLiteral(this.text(n));
+        const lit: StringLiteral = invalidUTF8 ? { type: "StringLiteral", val, invalidUTF8 } : { type: "StringLiteral", val };
+        return this.at(lit, n.from);
+      }
       case "ParenExpr":
         return this.at({ type: "ParenExpr", expr: this.expr(this.kids(n)[0]) }, n.from);
       case "FunctionCall":

@@ -7,6 +7,7 @@
 // Scalar-valued functions (time, pi, scalar, start, ...) return one sample with no labels.
 
 import type { FunctionImpl } from "./types";
+import { posSuffix, type Expr } from "../ast";
 import { anchoredRE2 } from "../../../model/regex";
 import { PromQLExecError, type Sample, type Vector } from "../value";
 import { compareLabels, getLabel, type FlatLabels } from "../../../model/labels";
@@ -323,8 +324,14 @@ export const sortByLabelDesc = sortByLabelFunction(true);
 // label_replace, label_join
 // ---------------------------------------------------------------------------------------------
 
-/** model.UTF8Validation.IsValidLabelName (Prometheus 3's default scheme): any non-empty valid UTF-8. */
-function isValidLabelName(name: string): boolean {
+/**
+ * model.UTF8Validation.IsValidLabelName (Prometheus 3's default scheme): any non-empty valid
+ * UTF-8. `arg` is the argument as written: a string literal whose bytes were not valid UTF-8
+ * ("\xff") reaches us with U+FFFD in their place, so the parser marks it.
+ */
+function isValidLabelName(name: string, arg?: Expr): boolean {
+  while (arg?.type === "ParenExpr") arg = arg.expr;
+  if (arg?.type === "StringLiteral" && arg.invalidUTF8 === true) return false;
   return name.length > 0 && !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(name);
 }
 
@@ -422,7 +429,7 @@ export const labelReplace: FunctionImpl = (vals, ctx) => {
   const regexStr = stringArg(vals[4]);
   const re = anchoredRegex(regexStr);
   if (re === null) throw new PromQLExecError(`invalid regular expression in label_replace(): ${regexStr}`);
-  if (!isValidLabelName(dst)) throw new PromQLExecError(`invalid destination label name in label_replace(): ${dst}`);
+  if (!isValidLabelName(dst, ctx.args[1])) throw new PromQLExecError(`invalid destination label name in label_replace(): ${dst}`);
   const cache = labelCache(`r\0${dst}\0${repl}\0${src}\0${regexStr}`);
   const vec = vals[0] as Vector;
   const out = new Array<Sample>(vec.length);
@@ -447,10 +454,10 @@ export const labelJoin: FunctionImpl = (vals, ctx) => {
   const srcs: string[] = [];
   for (let i = 3; i < vals.length; i++) {
     const src = stringArg(vals[i]);
-    if (!isValidLabelName(src)) throw new PromQLExecError(`invalid source label name in label_join(): ${src}`);
+    if (!isValidLabelName(src, ctx.args[i])) throw new PromQLExecError(`invalid source label name in label_join(): ${src}`);
     srcs.push(src);
   }
-  if (!isValidLabelName(dst)) throw new PromQLExecError(`invalid destination label name in label_join(): ${dst}`);
+  if (!isValidLabelName(dst, ctx.args[1])) throw new PromQLExecError(`invalid destination label name in label_join(): ${dst}`);
   const cache = labelCache(`j\0${dst}\0${sep}\0${srcs.join("\0")}`);
   const vec = vals[0] as Vector;
   const out = new Array<Sample>(vec.length);
@@ -722,13 +729,15 @@ const FORCED_MONOTONICITY_INFO =
 /** histogram_quantile(φ scalar, b instant-vector) over classic (le) buckets. */
 export const histogramQuantile: FunctionImpl = (vals, ctx) => {
   const q = scalarArg(vals[0]);
-  if (Number.isNaN(q) || q < 0 || q > 1) ctx.annotations.warn(invalidQuantileWarning(q));
-  const groups = groupBuckets(vals[1] as Vector, (m) => ctx.annotations.warn(m));
+  // functions.go: the quantile warning points at φ, the others at the bucket vector.
+  if (Number.isNaN(q) || q < 0 || q > 1) ctx.annotations.warn(invalidQuantileWarning(q) + posSuffix(ctx.args[0]));
+  const at = posSuffix(ctx.args[1]);
+  const groups = groupBuckets(vals[1] as Vector, (m) => ctx.annotations.warn(m + at));
   const out = new Array<Sample>(groups.length);
   for (let i = 0; i < groups.length; i++) {
     const g = groups[i];
     const v = bucketQuantile(q, g.upper, g.count, g.upper.length);
-    if (forcedMonotonicity) ctx.annotations.info(FORCED_MONOTONICITY_INFO);
+    if (forcedMonotonicity) ctx.annotations.info(FORCED_MONOTONICITY_INFO + at);
     out[i] = { labels: g.labels, t: ctx.ts, v };
   }
   return out;
@@ -750,16 +759,18 @@ export const histogramQuantiles: FunctionImpl = (vals, ctx) => {
   const qs: number[] = [];
   for (let i = 2; i < vals.length; i++) {
     const q = scalarArg(vals[i]);
-    if (Number.isNaN(q) || q < 0 || q > 1) ctx.annotations.warn(invalidQuantileWarning(q));
+    if (Number.isNaN(q) || q < 0 || q > 1) ctx.annotations.warn(invalidQuantileWarning(q) + posSuffix(ctx.args[i]));
     qs.push(q);
   }
-  const groups = groupBuckets(vals[0] as Vector, (m) => ctx.annotations.warn(m));
+  // functions.go: the bucket warnings and the monotonicity info point at the bucket vector.
+  const at = posSuffix(ctx.args[0]);
+  const groups = groupBuckets(vals[0] as Vector, (m) => ctx.annotations.warn(m + at));
   const out: Sample[] = [];
   for (const q of qs) {
     const qStr = formatOpenMetricsFloat(q);
     for (const g of groups) {
       const v = bucketQuantile(q, g.upper, g.count, g.upper.length);
-      if (forcedMonotonicity) ctx.annotations.info(FORCED_MONOTONICITY_INFO);
+      if (forcedMonotonicity) ctx.annotations.info(FORCED_MONOTONICITY_INFO + at);
       out.push({ labels: setLabel(g.labels, label, qStr), t: ctx.ts, v });
     }
   }
@@ -770,7 +781,8 @@ export const histogramQuantiles: FunctionImpl = (vals, ctx) => {
 export const histogramFraction: FunctionImpl = (vals, ctx) => {
   const lower = scalarArg(vals[0]);
   const upper = scalarArg(vals[1]);
-  const groups = groupBuckets(vals[2] as Vector, (m) => ctx.annotations.warn(m));
+  const at = posSuffix(ctx.args[2]);
+  const groups = groupBuckets(vals[2] as Vector, (m) => ctx.annotations.warn(m + at));
   const out = new Array<Sample>(groups.length);
   for (let i = 0; i < groups.length; i++) {
     const g = groups[i];

@@ -13,7 +13,7 @@
 
 import type { FunctionArg, FunctionContext, FunctionImpl, WindowSeries } from "./types";
 import { PromQLExecError, type Sample } from "../value";
-import type { Expr } from "../ast";
+import { posSuffix, type Expr } from "../ast";
 import type { FlatLabels } from "../../../model/labels";
 import { MatchType } from "../../../proto/types";
 
@@ -350,19 +350,14 @@ function extendedRate(
   return result;
 }
 
-function isCounterName(name: string): boolean {
-  return name.endsWith("_total") || name.endsWith("_sum") || name.endsWith("_count") || name.endsWith("_bucket");
-}
-
 /**
- * rate()/increase(): besides the values, Prometheus's engine adds an info annotation for every
- * named input series with output whose name does not look like a counter's.
+ * rate()/increase(). Prometheus's engine also adds an info annotation for every named input
+ * series with output whose name does not look like a counter's: engine.ts does (nonCounterInfo).
  */
 function counterRateFunction(isRate: boolean): FunctionImpl {
   return (vals, ctx) => {
     const series = vals[0] as WindowSeries[];
     const out: Sample[] = [];
-    let lastChecked = "";
     for (let i = 0; i < series.length; i++) {
       const s = series[i];
       const n = s.values.length;
@@ -370,15 +365,6 @@ function counterRateFunction(isRate: boolean): FunctionImpl {
       const v = extrapolatedRate(s.timestamps, s.values, n, ctx, true, isRate);
       if (v === null) continue;
       out.push({ labels: dropMetricName(s.labels), t: ctx.ts, v });
-      const name = metricName(s.labels);
-      if (name !== "" && name !== lastChecked) {
-        lastChecked = name;
-        if (!isCounterName(name)) {
-          ctx.annotations.info(
-            `PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: ${goQuote(name)}`,
-          );
-        }
-      }
     }
     return out;
   };
@@ -663,14 +649,18 @@ export const quantileOverTime: FunctionImpl = (vals, ctx) => {
     const s = series[i];
     const n = s.values.length;
     if (n === 0) continue;
-    if (invalid) ctx.annotations.warn(invalidQuantileWarning(q));
+    if (invalid) ctx.annotations.warn(invalidQuantileWarning(q) + posSuffix(ctx.args[0]));
     out.push({ labels: dropMetricName(s.labels), t: ctx.ts, v: quantileOfValues(q, s.values, n) });
   }
   return out;
 };
 
-/** mad_over_time: the median of the absolute deviations from the median. */
+/**
+ * mad_over_time: the median of the absolute deviations from the median. A NaN in the window
+ * makes it NaN (functions.go: the median, and so the deviation, is undefined).
+ */
 export const madOverTime = rangeFunction((_t, v, n) => {
+  for (let i = 0; i < n; i++) if (Number.isNaN(v[i])) return NaN;
   const median = quantileOfValues(0.5, v, n);
   const buf = scratchOf(n);
   for (let i = 0; i < n; i++) buf[i] = Math.abs(v[i] - median);
