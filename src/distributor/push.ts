@@ -10,9 +10,9 @@ import { snappyDecompress, BodyTooLargeError } from "../proto/snappy";
 import { decodeWriteRequestV1, decodeWriteRequestV2 } from "../proto/remote_write";
 import { ProtoError, type DecodedWrite, type MetricMetadata } from "../proto/types";
 import { Reason } from "../model/errors";
-import { seriesKey } from "../model/labels";
+import { seriesKey, type FlatLabels } from "../model/labels";
 import type { ShardPush, ShardPushResult } from "../ingester/rpc";
-import { seriesHash } from "./hash";
+import { fmix32, hash32, seriesHash } from "./hash";
 import { ringFor } from "./ring";
 import { shardStub } from "./shards";
 import { validateLabels, validateTimestamp } from "./validate";
@@ -95,7 +95,9 @@ function unsupportedParts(write: DecodedWrite): string | null {
 
 /**
  * Validates and groups the request by shard: two passes over the series (count,
- * then fill exact-size typed arrays), so no per-sample objects are made.
+ * then fill exact-size typed arrays), so no per-sample objects are made. Series
+ * this isolate has seen recently skip validation, key building and hashing
+ * (KnownSeries below).
  */
 function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: number, outcome: Outcome): (ShardPush | null)[] {
   const ring = ringFor(limits.shards);
@@ -114,26 +116,53 @@ function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: nu
     if (outcome.firstError === null) outcome.firstError = message;
   };
 
+  const seed = hash32(tenant);
+  // The bounds validateTimestamp checks, hoisted: it is called only to name a failure.
+  const maxT = now + limits.creationGracePeriodMs;
+  const minT = limits.rejectOldSamplesMaxAgeMs > 0 ? now - limits.rejectOldSamplesMaxAgeMs : -Infinity;
+  const timestamps = write.timestamps;
   for (let i = 0; i < nSeries; i++) {
     const s = write.series[i];
     if (s.sampleCount === 0) continue;
-    const bad = validateLabels(s.labels, limits);
-    if (bad !== null) {
-      drop(bad.reason, s.sampleCount, bad.message);
-      continue;
+    const labels = s.labels;
+    const useCache = cacheTurn();
+    let known = useCache ? lookup(seed, labels, limits) : null;
+    if (known === null) {
+      const bad = validateLabels(labels, limits);
+      if (bad !== null) {
+        drop(bad.reason, s.sampleCount, bad.message);
+        continue;
+      }
     }
     let n = 0;
-    for (let j = s.sampleStart; j < s.sampleStart + s.sampleCount; j++) {
-      const badTime = validateTimestamp(write.timestamps[j], now, limits, s.labels);
-      if (badTime !== null) drop(badTime.reason, 1, badTime.message);
-      else {
+    const end = s.sampleStart + s.sampleCount;
+    for (let j = s.sampleStart; j < end; j++) {
+      const t = timestamps[j];
+      if (t > maxT || t < minT) {
+        const badTime = validateTimestamp(t, now, limits, labels)!;
+        drop(badTime.reason, 1, badTime.message);
+      } else {
         ok[j] = 1;
         n++;
       }
     }
     if (n === 0) continue;
-    const key = seriesKey(s.labels);
-    const shard = ring.shardFor(seriesHash(tenant, key));
+    let key: string;
+    let shard: number;
+    if (known === null) {
+      key = seriesKey(labels);
+      // seriesHash(tenant, key); hashing flattens the rope once, for the RPC and the cache.
+      const hash = hash32(key, seed);
+      shard = ring.shardFor(hash);
+      if (useCache) remember(seed, hash, labels, key, shard, limits.shards);
+    } else {
+      key = known.key;
+      if (known.shards !== limits.shards) {
+        known.shard = ring.shardFor(known.hash);
+        known.shards = limits.shards;
+      }
+      shard = known.shard;
+    }
     keys[i] = key;
     shardOf[i] = shard;
     okCount[i] = n;
@@ -161,20 +190,27 @@ function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: nu
       maxChunkAgeMs: limits.maxChunkAgeMs,
     };
   }
+  // Values are copied as their two 32-bit words, never as numbers: V8 may quiet a
+  // signalling NaN (the stale marker) that travels as a number.
+  const from = new Uint32Array(write.values.buffer, write.values.byteOffset, write.values.length * 2);
+  const to = batches.map((b) => (b === null ? null : new Uint32Array(b.values.buffer)));
   for (let i = 0; i < nSeries; i++) {
     const shard = shardOf[i];
     if (shard < 0) continue;
     const b = batches[shard]!;
+    const words = to[shard]!;
     const s = write.series[i];
     const k = fill[shard]++;
     b.keys[k] = keys[i];
     b.counts[k] = okCount[i];
     if (b.created !== null) b.created[k] = s.createdTimestamp;
     let o = fillSamples[shard];
-    for (let j = s.sampleStart; j < s.sampleStart + s.sampleCount; j++) {
+    const end = s.sampleStart + s.sampleCount;
+    for (let j = s.sampleStart; j < end; j++) {
       if (!ok[j]) continue;
-      b.timestamps[o] = write.timestamps[j];
-      b.values[o] = write.values[j];
+      b.timestamps[o] = timestamps[j];
+      words[2 * o] = from[2 * j];
+      words[2 * o + 1] = from[2 * j + 1];
       o++;
     }
     fillSamples[shard] = o;
@@ -187,6 +223,176 @@ function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: nu
     (batches[shard] ??= emptyBatch(tenant, shard, limits)).metadata.push(m as MetricMetadata);
   }
   return batches;
+}
+
+/**
+ * A series seen recently by this isolate: its key, placement and the label sizes
+ * its validation depended on. Senders push the same series every scrape, so a
+ * known series skips validation, key building, hashing and the ring lookup, and
+ * its key is one flat string rather than a fresh rope that the RPC would flatten.
+ */
+class KnownSeries {
+  readonly maxNameLength: number;
+  readonly maxValueLength: number;
+
+  constructor(
+    /** hash32 of the tenant: placement depends on it. */
+    readonly seed: number,
+    /** The placement hash, seriesHash(tenant, key). */
+    readonly hash: number,
+    /** The decoder's array (a fresh one per series, never changed afterwards). */
+    readonly labels: FlatLabels,
+    readonly key: string,
+    public shard: number,
+    /** Shard count `shard` was computed for (the ring is a function of it). */
+    public shards: number,
+  ) {
+    let name = 0;
+    let value = 0;
+    for (let i = 0; i < labels.length; i += 2) {
+      if (labels[i].length > name) name = labels[i].length;
+      if (labels[i + 1].length > value) value = labels[i + 1].length;
+    }
+    this.maxNameLength = name;
+    this.maxValueLength = value;
+  }
+
+  /** Whether the size limits validateLabels applies hold (its other rules do not depend on limits). */
+  fits(limits: Limits): boolean {
+    return (
+      this.labels.length >> 1 <= limits.maxLabelNamesPerSeries &&
+      this.maxNameLength <= limits.maxLabelNameLength &&
+      this.maxValueLength <= limits.maxLabelValueLength
+    );
+  }
+}
+
+/**
+ * Bounded so that the isolate's memory stays small whatever the tenants send:
+ * ~250 bytes an entry for node_exporter-like series (key, labels array; the label
+ * strings themselves are mostly the decoder's interned ones), so ~4 MB when full;
+ * series with longer keys are not cached, so never more than ~20 MB.
+ */
+const SERIES_CACHE_SIZE = 16384;
+const SERIES_CACHE_MAX_KEY = 512;
+/** Map keys are 30-bit so that they stay small integers (no boxing). */
+const SMI_MASK = 0x3fffffff;
+const seriesCache = new Map<number, KnownSeries>();
+/** Insertion order of the cache's keys, for first-in first-out eviction without iterators. */
+const cacheOrder = new Int32Array(SERIES_CACHE_SIZE).fill(-1);
+let cacheNext = 0;
+
+/**
+ * The cache is found by the label values' ids rather than by the placement hash:
+ * hashing a series' ~100 characters in JS costs more than everything else a known
+ * series needs, whereas a Map lookup of a string the decoder interned (the same
+ * object every request) reuses the hash V8 cached in the string. Longer values
+ * are not given ids (their series are not cached), which bounds the memory held.
+ */
+const STRING_IDS_MAX = 65536;
+const STRING_ID_MAX_LENGTH = 64;
+const stringIds = new Map<string, number>();
+/** Not reused after a clear, so that clearing only orphans cache entries (evicted in time). */
+let nextStringId = 0;
+
+/** The id of a label value; -1 when it has none (and `assign` is false, or it is too long). */
+function stringId(s: string, assign: boolean): number {
+  let id = stringIds.get(s);
+  if (id === undefined) {
+    if (!assign || s.length > STRING_ID_MAX_LENGTH) return -1;
+    if (stringIds.size >= STRING_IDS_MAX) stringIds.clear();
+    id = nextStringId = (nextStringId + 1) & SMI_MASK;
+    stringIds.set(s, id);
+  }
+  return id;
+}
+
+/**
+ * The cache key of a label set for a tenant, or -1 when it is not cached. Made
+ * of the values only (names rarely tell series apart, and sameLabels checks them
+ * anyway), which halves the lookups. A lookup does not `assign` ids: a value never
+ * seen means a miss, and only series entering the cache give their values ids.
+ */
+function cacheSlot(seed: number, labels: FlatLabels, assign: boolean): number {
+  let h = seed ^ labels.length;
+  for (let i = 1; i < labels.length; i += 2) {
+    const value = labels[i];
+    const at = i >> 1;
+    let id: number;
+    // Consecutive series of a request mostly share values (instance, job, metric
+    // name) at the same position: the previous series' ids save most Map lookups.
+    if (at < MEMO && lastValues[at] === value) id = lastIds[at];
+    else {
+      id = stringId(value, assign);
+      if (id < 0) return -1;
+      if (at < MEMO) {
+        lastValues[at] = value;
+        lastIds[at] = id;
+      }
+    }
+    h = Math.imul(h ^ id, 0x9e3779b1);
+  }
+  return fmix32(h) & SMI_MASK;
+}
+
+/** Ids of the values of the last series looked up, by label position. */
+const MEMO = 32;
+const lastValues: string[] = new Array<string>(MEMO).fill("");
+const lastIds = new Int32Array(MEMO);
+
+/**
+ * Sampling: when most lookups miss (a tenant with more series than the cache
+ * holds), looking up and caching every series costs more than it saves: lookups
+ * are random memory accesses, and entries live long enough to be promoted, so
+ * churning them costs the GC. Then one series in SAMPLE_EVERY uses the cache,
+ * enough to notice (and warm up) a working set that fits.
+ */
+const SAMPLE_EVERY = 8;
+/** Lookups between two decisions. */
+const WINDOW = 4096;
+let sampling = false;
+let turn = 0;
+let windowLookups = 0;
+let windowHits = 0;
+
+/** Whether this series uses the cache (always, unless sampling). */
+function cacheTurn(): boolean {
+  return !sampling || (++turn & (SAMPLE_EVERY - 1)) === 0;
+}
+
+/** The cached series with these labels for this tenant (if it fits the limits), or null. */
+function lookup(seed: number, labels: FlatLabels, limits: Limits): KnownSeries | null {
+  if (++windowLookups === WINDOW) {
+    sampling = windowHits * 2 < WINDOW;
+    windowLookups = windowHits = 0;
+  }
+  const slot = cacheSlot(seed, labels, false);
+  if (slot < 0) return null;
+  const known = seriesCache.get(slot);
+  if (known === undefined || known.seed !== seed || !sameLabels(known.labels, labels) || !known.fits(limits)) return null;
+  windowHits++;
+  return known;
+}
+
+/** Caches a validated series (unless its key or one of its values is too long). `key` is flat (hashed). */
+function remember(seed: number, hash: number, labels: FlatLabels, key: string, shard: number, shards: number): void {
+  if (key.length > SERIES_CACHE_MAX_KEY) return;
+  const slot = cacheSlot(seed, labels, true);
+  if (slot < 0) return;
+  if (!seriesCache.has(slot)) {
+    const old = cacheOrder[cacheNext];
+    if (old >= 0) seriesCache.delete(old);
+    cacheOrder[cacheNext] = slot;
+    cacheNext = (cacheNext + 1) % SERIES_CACHE_SIZE;
+  }
+  seriesCache.set(slot, new KnownSeries(seed, hash, labels, key, shard, shards));
+}
+
+/** Label strings are mostly the decoder's interned ones, so this is mostly pointer comparisons. */
+function sameLabels(a: FlatLabels, b: FlatLabels): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function emptyBatch(tenant: string, shard: number, limits: Limits): ShardPush {

@@ -29,6 +29,30 @@ export function isValidLabelName(s: string): boolean {
   return true;
 }
 
+/** Set in nameChecks' values: the string is a valid label name, and a valid metric name. */
+const LABEL_NAME_OK = 1;
+const METRIC_NAME_OK = 2;
+/**
+ * Both syntax checks of a string, cached: label names (and metric names) repeat
+ * across series and requests, and the decoder hands out the same interned string
+ * objects, whose hashes V8 keeps. Bounded; short strings only.
+ */
+const nameChecks = new Map<string, number>();
+const NAME_CHECKS_MAX = 4096;
+const NAME_CHECK_MAX_LENGTH = 128;
+
+function nameCheck(s: string): number {
+  let bits = nameChecks.get(s);
+  if (bits === undefined) {
+    bits = (isValidLabelName(s) ? LABEL_NAME_OK : 0) | (isValidMetricName(s) ? METRIC_NAME_OK : 0);
+    if (s.length <= NAME_CHECK_MAX_LENGTH) {
+      if (nameChecks.size >= NAME_CHECKS_MAX) nameChecks.clear();
+      nameChecks.set(s, bits);
+    }
+  }
+  return bits;
+}
+
 function hasLoneSurrogateOrReplacement(s: string): boolean {
   // The decoders turn invalid UTF-8 into U+FFFD; Prometheus rejects invalid UTF-8 label values.
   return s.indexOf("\uFFFD") >= 0;
@@ -55,8 +79,8 @@ export function validateLabels(labels: FlatLabels, limits: Limits): Rejection | 
     const name = labels[i];
     const value = labels[i + 1];
     if (name === "__name__") {
-      if (!isValidMetricName(value)) return reject(Reason.InvalidMetricName, `received a series with an invalid metric name ${JSON.stringify(value)}`, labels);
-    } else if (!isValidLabelName(name)) {
+      if ((nameCheck(value) & METRIC_NAME_OK) === 0) return reject(Reason.InvalidMetricName, `received a series with an invalid metric name ${JSON.stringify(value)}`, labels);
+    } else if ((nameCheck(name) & LABEL_NAME_OK) === 0) {
       return reject(Reason.InvalidLabelName, `received a series with an invalid label name ${JSON.stringify(name)}`, labels);
     }
     if (name.length > limits.maxLabelNameLength) {

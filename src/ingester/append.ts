@@ -16,8 +16,6 @@ import { MemSeries, QUIET_STALE_HI } from "./series";
 import { STALE_NAN_HI, STALE_NAN_LO } from "../storage/chunk/xor";
 import { WalRecordBuilder, type Wal } from "./wal";
 
-const scratch = new Float64Array(1);
-const words = new Uint32Array(scratch.buffer);
 const builder = new WalRecordBuilder();
 let epoch = 0;
 // Per-sample decision of the current push, reused across pushes.
@@ -28,35 +26,91 @@ const enum Decision {
   Append = 1,
 }
 
+/** Refused samples of one push, by reason, and the first one's message (only that one is built). */
+class Rejections {
+  readonly counts = new Map<Reason, number>();
+  firstError: string | null = null;
+
+  add(reason: Reason, s: MemSeries, t: number, window: number): void {
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
+    if (this.firstError === null) this.firstError = rejectionMessage(reason, s, t, window);
+  }
+}
+
+/**
+ * What staging a push decided, for committing and applying it. The push is
+ * handled in three functions (stage, commit, apply) rather than one: V8 inlines
+ * the small per-sample calls only into callers of moderate size.
+ */
+class Staged {
+  seriesOf: MemSeries[] = [];
+  /** Per series: whether its created-timestamp zero sample was accepted; null without created timestamps. */
+  ctAccepted: Uint8Array | null = null;
+  /** Series new to the head, inserted after the WAL commit. */
+  pending: Map<string, MemSeries> | null = null;
+  written = 0;
+  appended = 0;
+  rejected: Rejections | null = null;
+}
+
 export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): ShardPushResult {
-  const { keys, counts, created, timestamps, values } = push;
-  const window = push.outOfOrderTimeWindowMs;
   head.maxSamplesPerChunk = push.maxSamplesPerChunk;
   head.maxChunkAgeMs = push.maxChunkAgeMs;
   epoch++;
   builder.reset();
-  if (accepted.length < timestamps.length) accepted = new Uint8Array(timestamps.length * 2);
+  if (accepted.length < push.timestamps.length) accepted = new Uint8Array(push.timestamps.length * 2);
+  // Values are read as their bits (little-endian words: lo, hi), never as numbers:
+  // V8 may quiet a signalling NaN (the stale marker) that travels as a number, and
+  // the ordering rules compare bits. Word order is the platform's, as everywhere here.
+  const values = push.values;
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length * 2);
 
-  const seriesOf: MemSeries[] = new Array(keys.length);
-  const ctAccepted = created ? new Uint8Array(keys.length) : null;
-  let pending: Map<string, MemSeries> | null = null;
+  const staged = stage(head, push, bits);
+
+  for (const m of push.metadata) {
+    const old = head.metadata.get(m.metricFamilyName);
+    if (!old || old.type !== m.type || old.help !== m.help || old.unit !== m.unit) builder.addMetadata(m);
+  }
+
+  // Commit: WAL first. Nothing above touched the head except staging fields.
+  if (!builder.empty) wal.append(builder.build());
+
+  if (staged.pending !== null) {
+    for (const s of staged.pending.values()) {
+      head.insertSeries(s);
+      head.bytesEstimate += 200 + s.key.length * 2;
+    }
+  }
+  for (const m of push.metadata) head.metadata.set(m.metricFamilyName, m);
+  apply(head, push, bits, staged, now);
+  head.samplesAppended += staged.appended;
+  head.bytesEstimate += staged.appended * 2;
+
+  const rejectedList: ReasonCount[] = [];
+  const rejected = staged.rejected;
+  if (rejected !== null) for (const [reason, count] of rejected.counts) rejectedList.push({ reason, count });
+  return { written: staged.written, rejected: rejectedList, firstError: rejected?.firstError ?? null };
+}
+
+/** Checks every sample against its series' staged state and writes the accepted ones to the WAL builder. */
+function stage(head: Head, push: ShardPush, bits: Uint32Array): Staged {
+  const { keys, counts, created, timestamps } = push;
+  const window = push.outOfOrderTimeWindowMs;
+  const staged = new Staged();
+  const seriesOf: MemSeries[] = (staged.seriesOf = new Array(keys.length));
+  const ctAccepted = (staged.ctAccepted = created ? new Uint8Array(keys.length) : null);
   let nextId = head.nextId;
   let written = 0;
-  const rejected = new Map<Reason, number>();
-  let firstError: string | null = null;
-  const reject = (reason: Reason, message: () => string) => {
-    rejected.set(reason, (rejected.get(reason) ?? 0) + 1);
-    if (firstError === null) firstError = message();
-  };
 
   let off = 0;
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i];
     const n = counts[i];
-    let s = head.byKey.get(key) ?? pending?.get(key);
+    let s = head.byKey.get(key);
+    if (s === undefined && staged.pending !== null) s = staged.pending.get(key);
     if (s === undefined) {
       s = new MemSeries(nextId++, key, labelsFromKey(key));
-      (pending ??= new Map()).set(key, s);
+      (staged.pending ??= new Map()).set(key, s);
       builder.addSeries(s.id, key);
     }
     seriesOf[i] = s;
@@ -65,6 +119,24 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): 
       s.stageT = s.lastT;
       s.stageHi = s.lastHi;
       s.stageLo = s.lastLo;
+    }
+
+    // The usual remote write series: one sample, newer than the series' last.
+    if (n === 1 && ctAccepted === null) {
+      const t = timestamps[off];
+      if (t > s.stageT) {
+        const lo = bits[2 * off];
+        let hi = bits[2 * off + 1];
+        if (hi === QUIET_STALE_HI && lo === STALE_NAN_LO) hi = STALE_NAN_HI; // see series.ts
+        accepted[off] = Decision.Append;
+        s.stageT = t;
+        s.stageHi = hi;
+        s.stageLo = lo;
+        written++;
+        builder.addOneSample(s.id, t, hi, lo);
+        off++;
+        continue;
+      }
     }
 
     let appended = 0;
@@ -82,10 +154,9 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): 
 
     for (let j = off; j < off + n; j++) {
       const t = timestamps[j];
-      scratch[0] = values[j];
-      if (words[1] === QUIET_STALE_HI && words[0] === STALE_NAN_LO) words[1] = STALE_NAN_HI; // see series.ts
-      const hi = words[1];
-      const lo = words[0];
+      const lo = bits[2 * j];
+      let hi = bits[2 * j + 1];
+      if (hi === QUIET_STALE_HI && lo === STALE_NAN_LO) hi = STALE_NAN_HI; // see series.ts
       accepted[j] = Decision.Skip;
       if (t > s.stageT) {
         accepted[j] = Decision.Append;
@@ -96,7 +167,7 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): 
         written++;
       } else if (t === s.stageT) {
         if (hi === s.stageHi && lo === s.stageLo) written++;
-        else reject(Reason.SampleDuplicateTimestamp, () => duplicateMessage(s!, t));
+        else (staged.rejected ??= new Rejections()).add(Reason.SampleDuplicateTimestamp, s, t, window);
       } else if (window > 0 && t >= s.stageT - window) {
         const existing = s.bitsAt(t);
         if (existing === null) {
@@ -104,69 +175,65 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): 
           appended++;
           written++;
         } else if (existing[0] === hi && existing[1] === lo) written++;
-        else reject(Reason.SampleDuplicateTimestamp, () => duplicateMessage(s!, t));
-      } else if (window > 0) {
-        reject(Reason.SampleTooOld, () =>
-          `too old sample: timestamp ${iso(t)} is more than the out-of-order window of ${window / 1000}s (outOfOrderTimeWindowMs) older than the series' newest sample ${iso(s!.stageT)}; series: '${formatLabels(s!.labels)}' (${Reason.SampleTooOld})`,
-        );
+        else (staged.rejected ??= new Rejections()).add(Reason.SampleDuplicateTimestamp, s, t, window);
       } else {
-        reject(Reason.SampleOutOfOrder, () =>
-          `out of order sample: timestamp ${iso(t)} is older than the series' newest sample ${iso(s!.stageT)} and out-of-order samples are not allowed (outOfOrderTimeWindowMs=0); series: '${formatLabels(s!.labels)}' (${Reason.SampleOutOfOrder})`,
-        );
+        (staged.rejected ??= new Rejections()).add(window > 0 ? Reason.SampleTooOld : Reason.SampleOutOfOrder, s, t, window);
       }
     }
 
     if (appended > 0) {
       builder.beginSamples(s.id, appended);
-      if (ctAccepted !== null && ctAccepted[i]) builder.addSample(created![i], 0);
-      for (let j = off; j < off + n; j++) if (accepted[j] === Decision.Append) builder.addSample(timestamps[j], values[j]);
+      if (ctAccepted !== null && ctAccepted[i]) builder.addSampleBits(created![i], 0, 0);
+      for (let j = off; j < off + n; j++) {
+        if (accepted[j] !== Decision.Append) continue;
+        const lo = bits[2 * j];
+        let hi = bits[2 * j + 1];
+        if (hi === QUIET_STALE_HI && lo === STALE_NAN_LO) hi = STALE_NAN_HI;
+        builder.addSampleBits(timestamps[j], hi, lo);
+      }
     }
     off += n;
   }
+  staged.written = written;
+  return staged;
+}
 
-  for (const m of push.metadata) {
-    const old = head.metadata.get(m.metricFamilyName);
-    if (!old || old.type !== m.type || old.help !== m.help || old.unit !== m.unit) builder.addMetadata(m);
-  }
-
-  // Commit: WAL first. Nothing above touched the head except staging fields.
-  if (!builder.empty) wal.append(builder.build());
-
-  if (pending !== null) {
-    for (const s of pending.values()) {
-      head.insertSeries(s);
-      head.bytesEstimate += 200 + s.key.length * 2;
-    }
-  }
-  for (const m of push.metadata) head.metadata.set(m.metricFamilyName, m);
+/** Appends the staged samples to the head, after the WAL commit. */
+function apply(head: Head, push: ShardPush, bits: Uint32Array, staged: Staged, now: number): void {
+  const { keys, counts, created, timestamps } = push;
+  const { seriesOf, ctAccepted } = staged;
   const maxSamples = head.maxSamplesPerChunk;
   const maxAge = head.maxChunkAgeMs;
-  let appendedTotal = 0;
-  off = 0;
+  let appended = 0;
+  let off = 0;
   for (let i = 0; i < keys.length; i++) {
     const s = seriesOf[i];
     const n = counts[i];
     s.lastAppendAt = now;
     if (ctAccepted !== null && ctAccepted[i]) {
-      s.appendAccepted(created![i], 0, maxSamples, maxAge);
-      appendedTotal++;
+      s.appendAcceptedBits(created![i], 0, 0, maxSamples, maxAge);
+      appended++;
     }
     for (let j = off; j < off + n; j++) {
-      if (accepted[j] === Decision.Append) {
-        s.appendAccepted(timestamps[j], values[j], maxSamples, maxAge);
-        appendedTotal++;
-      }
+      if (accepted[j] !== Decision.Append) continue;
+      const lo = bits[2 * j];
+      let hi = bits[2 * j + 1];
+      if (hi === QUIET_STALE_HI && lo === STALE_NAN_LO) hi = STALE_NAN_HI;
+      s.appendAcceptedBits(timestamps[j], hi, lo, maxSamples, maxAge);
+      appended++;
     }
     off += n;
   }
-  head.samplesAppended += appendedTotal;
-  head.bytesEstimate += appendedTotal * 2;
-
-  const rejectedList: ReasonCount[] = [];
-  for (const [reason, count] of rejected) rejectedList.push({ reason, count });
-  return { written, rejected: rejectedList, firstError };
+  staged.appended = appended;
 }
 
-function duplicateMessage(s: MemSeries, t: number): string {
-  return `duplicate sample for timestamp ${iso(t)}: another sample with the same timestamp and a different value was already ingested; series: '${formatLabels(s.labels)}' (${Reason.SampleDuplicateTimestamp})`;
+function rejectionMessage(reason: Reason, s: MemSeries, t: number, window: number): string {
+  switch (reason) {
+    case Reason.SampleTooOld:
+      return `too old sample: timestamp ${iso(t)} is more than the out-of-order window of ${window / 1000}s (outOfOrderTimeWindowMs) older than the series' newest sample ${iso(s.stageT)}; series: '${formatLabels(s.labels)}' (${Reason.SampleTooOld})`;
+    case Reason.SampleOutOfOrder:
+      return `out of order sample: timestamp ${iso(t)} is older than the series' newest sample ${iso(s.stageT)} and out-of-order samples are not allowed (outOfOrderTimeWindowMs=0); series: '${formatLabels(s.labels)}' (${Reason.SampleOutOfOrder})`;
+    default:
+      return `duplicate sample for timestamp ${iso(t)}: another sample with the same timestamp and a different value was already ingested; series: '${formatLabels(s.labels)}' (${Reason.SampleDuplicateTimestamp})`;
+  }
 }

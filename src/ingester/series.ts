@@ -49,7 +49,8 @@ export class OooBuffer {
     return lo < this.length && this.timestamps[lo] === t ? lo : -lo - 1;
   }
 
-  insert(t: number, v: number): void {
+  /** Inserts a sample given its value's bits (hi:lo words): bit-exact for every pattern. */
+  insertBits(t: number, hi: number, lo: number): void {
     const idx = this.find(t);
     if (idx >= 0) return;
     const at = -idx - 1;
@@ -64,10 +65,9 @@ export class OooBuffer {
     this.timestamps.copyWithin(at + 1, at, this.length);
     this.values.copyWithin(at + 1, at, this.length);
     this.timestamps[at] = t;
-    this.values[at] = v;
-    // V8 may have quieted the stale marker (a signalling NaN) on its way here: restore it.
     const w = new Uint32Array(this.values.buffer, at * 8, 2);
-    if (w[1] === QUIET_STALE_HI && w[0] === STALE_NAN_LO) w[1] = STALE_NAN_HI;
+    w[0] = lo;
+    w[1] = hi;
     this.length++;
   }
 }
@@ -106,6 +106,16 @@ export class MemSeries {
    * committed, or a WAL record being replayed).
    */
   appendAccepted(t: number, v: number, maxSamplesPerChunk: number, maxChunkAgeMs: number): void {
+    scratch[0] = v;
+    let hi = scratchWords[1];
+    const lo = scratchWords[0];
+    // V8 may have quieted the stale marker (a signalling NaN) on its way here: restore it.
+    if (hi === QUIET_STALE_HI && lo === STALE_NAN_LO) hi = STALE_NAN_HI;
+    this.appendAcceptedBits(t, hi, lo, maxSamplesPerChunk, maxChunkAgeMs);
+  }
+
+  /** appendAccepted, given the value's bits (hi:lo words, as Uint32Array reads them): bit-exact. */
+  appendAcceptedBits(t: number, hi: number, lo: number, maxSamplesPerChunk: number, maxChunkAgeMs: number): void {
     if (t > this.lastT) {
       let open = this.open;
       if (open !== null && (open.numSamples >= maxSamplesPerChunk || t - open.minTime >= maxChunkAgeMs)) {
@@ -113,13 +123,12 @@ export class MemSeries {
         open = null;
       }
       if (open === null) open = this.open = new XorAppender();
-      open.append(t, v);
+      open.appendBits(t, hi, lo);
       this.lastT = t;
-      scratch[0] = v;
-      this.lastHi = scratchWords[1];
-      this.lastLo = scratchWords[0];
+      this.lastHi = hi;
+      this.lastLo = lo;
     } else if (t < this.lastT) {
-      (this.ooo ??= new OooBuffer()).insert(t, v);
+      (this.ooo ??= new OooBuffer()).insertBits(t, hi, lo);
     }
     // t === lastT: an exact duplicate, already stored.
   }
@@ -147,8 +156,11 @@ export class MemSeries {
     if (t <= this.lastT) return;
     this.lastT = t;
     scratch[0] = v;
-    this.lastHi = scratchWords[1];
-    this.lastLo = scratchWords[0];
+    const lo = scratchWords[0];
+    let hi = scratchWords[1];
+    if (hi === QUIET_STALE_HI && lo === STALE_NAN_LO) hi = STALE_NAN_HI; // as in appendAccepted
+    this.lastHi = hi;
+    this.lastLo = lo;
   }
 
   /** Bytes of chunk data held in memory. */

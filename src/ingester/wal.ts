@@ -66,14 +66,69 @@ export class WalRecordBuilder {
 
   /** Starts a run of n samples of one series; n addSample calls follow. */
   beginSamples(id: number, n: number): void {
-    this.samples.uvarint(id);
-    this.samples.uvarint(n);
+    const w = this.samples;
+    w.ensure(16); // two varints, one bounds check
+    w.uvarintUnchecked(id);
+    w.uvarintUnchecked(n);
     this.sampleSeriesCount++;
   }
 
   addSample(t: number, v: number): void {
-    this.samples.varint(t - this.prevT);
-    this.samples.f64(v);
+    const w = this.samples;
+    w.ensure(16); // varint and float64, one bounds check per sample
+    w.varintUnchecked(t - this.prevT);
+    w.f64Unchecked(v);
+    this.prevT = t;
+  }
+
+  /**
+   * beginSamples(id, 1) and addSample for a series' only sample, given the
+   * value's bits (hi:lo words): bit-exact, whatever V8 does to NaNs. Written out
+   * without calls in the usual case: it runs once per sample, inside a caller too
+   * large for V8 to inline much into.
+   */
+  addOneSample(id: number, t: number, hi: number, lo: number): void {
+    const w = this.samples;
+    const dt = t - this.prevT;
+    const z = dt >= 0 ? dt * 2 : -dt * 2 - 1;
+    if (id > 0x3fff || z > 0x3fff || w.pos + 20 > w.buf.length) {
+      this.beginSamples(id, 1);
+      this.addSampleBits(t, hi, lo);
+      return;
+    }
+    const b = w.buf;
+    let pos = w.pos;
+    if (id < 0x80) b[pos++] = id;
+    else {
+      b[pos++] = (id & 0x7f) | 0x80;
+      b[pos++] = id >>> 7;
+    }
+    b[pos++] = 1;
+    if (z < 0x80) b[pos++] = z;
+    else {
+      b[pos++] = (z & 0x7f) | 0x80;
+      b[pos++] = z >>> 7;
+    }
+    b[pos] = lo & 0xff;
+    b[pos + 1] = (lo >>> 8) & 0xff;
+    b[pos + 2] = (lo >>> 16) & 0xff;
+    b[pos + 3] = lo >>> 24;
+    b[pos + 4] = hi & 0xff;
+    b[pos + 5] = (hi >>> 8) & 0xff;
+    b[pos + 6] = (hi >>> 16) & 0xff;
+    b[pos + 7] = hi >>> 24;
+    w.pos = pos + 8;
+    this.sampleSeriesCount++;
+    this.prevT = t;
+  }
+
+  /** addSample given the value's bits (hi:lo words): bit-exact, whatever V8 does to NaNs. */
+  addSampleBits(t: number, hi: number, lo: number): void {
+    const w = this.samples;
+    w.ensure(16);
+    w.varintUnchecked(t - this.prevT);
+    w.u32Unchecked(lo);
+    w.u32Unchecked(hi);
     this.prevT = t;
   }
 

@@ -20,7 +20,8 @@ export class ByteWriter {
     this.pos = 0;
   }
 
-  private ensure(n: number): void {
+  /** Makes room for n more bytes, so that the *Unchecked writers below may follow. */
+  ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.pos + n) size *= 2;
@@ -43,27 +44,70 @@ export class ByteWriter {
     b[this.pos++] = (v >>> 24) & 0xff;
   }
 
+  /** u32 (little-endian) after ensure(4). */
+  u32Unchecked(v: number): void {
+    const b = this.buf;
+    const pos = this.pos;
+    b[pos] = v & 0xff;
+    b[pos + 1] = (v >>> 8) & 0xff;
+    b[pos + 2] = (v >>> 16) & 0xff;
+    b[pos + 3] = (v >>> 24) & 0xff;
+    this.pos = pos + 4;
+  }
+
   /** Unsigned varint of a non-negative safe integer (up to 2^53). */
   uvarint(v: number): void {
     this.ensure(8);
+    this.uvarintUnchecked(v);
+  }
+
+  /** uvarint after ensure(8) (at most 8 bytes: 2^53 needs 54 bits). */
+  uvarintUnchecked(v: number): void {
     const b = this.buf;
+    let pos = this.pos;
+    // Bit operations while the value fits in 31 bits (ids, counts, deltas); division beyond.
+    while (v >= 0x80 && v <= 0x7fffffff) {
+      b[pos++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
     while (v >= 0x80) {
-      b[this.pos++] = (v % 0x80) | 0x80;
+      b[pos++] = (v % 0x80) | 0x80;
       v = Math.floor(v / 0x80);
     }
-    b[this.pos++] = v;
+    b[pos++] = v;
+    this.pos = pos;
   }
 
   /** Zigzag varint of a safe integer: small magnitudes of either sign stay short. */
   varint(v: number): void {
-    this.uvarint(v >= 0 ? v * 2 : -v * 2 - 1);
+    this.ensure(8);
+    this.uvarintUnchecked(v >= 0 ? v * 2 : -v * 2 - 1);
+  }
+
+  /** varint after ensure(8). */
+  varintUnchecked(v: number): void {
+    this.uvarintUnchecked(v >= 0 ? v * 2 : -v * 2 - 1);
   }
 
   f64(v: number): void {
     this.ensure(8);
+    this.f64Unchecked(v);
+  }
+
+  /** f64 after ensure(8). Byte stores rather than TypedArray.set, a call per value. */
+  f64Unchecked(v: number): void {
     f64[0] = v;
-    this.buf.set(f64Bytes, this.pos);
-    this.pos += 8;
+    const b = this.buf;
+    const pos = this.pos;
+    b[pos] = f64Bytes[0];
+    b[pos + 1] = f64Bytes[1];
+    b[pos + 2] = f64Bytes[2];
+    b[pos + 3] = f64Bytes[3];
+    b[pos + 4] = f64Bytes[4];
+    b[pos + 5] = f64Bytes[5];
+    b[pos + 6] = f64Bytes[6];
+    b[pos + 7] = f64Bytes[7];
+    this.pos = pos + 8;
   }
 
   bytes(b: Uint8Array): void {
