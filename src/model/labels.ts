@@ -60,3 +60,20 @@ export function compareLabels(a: FlatLabels, b: FlatLabels): number {
   }
   return a.length - b.length;
 }
+
+/** A copy of sorted labels with name=value inserted or replaced; an empty value removes the label (Prometheus's labels.Builder.Set). */
+export function setLabel(labels: FlatLabels, name: string, value: string): FlatLabels {
+  const out: FlatLabels = [];
+  let done = false;
+  for (let i = 0; i < labels.length; i += 2) {
+    const n = labels[i];
+    if (!done && n >= name) {
+      done = true;
+      if (value !== "") out.push(name, value);
+      if (n === name) continue;
+    }
+    out.push(n, labels[i + 1]);
+  }
+  if (!done && value !== "") out.push(name, value);
+  return out;
+}

@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { FUNCTIONS } from "../../src/querier/promql/functions";
 import { expandTemplate, naturalLess, parseGoFloat } from "../../src/querier/promql/functions/instant";
-import { formatGoG, goQuote } from "../../src/querier/promql/functions/range";
+import { formatGoG } from "../../src/querier/promql/functions/range";
+import { goQuote } from "../../src/querier/promql/format";
 import type { FunctionArg, FunctionContext, WindowSeries } from "../../src/querier/promql/functions/types";
 import { Annotations, PromQLExecError, type Sample, type Vector } from "../../src/querier/promql/value";
 import type { Expr } from "../../src/querier/promql/ast";

@@ -40,7 +40,8 @@ import type { FunctionArg, FunctionContext, FunctionDef, WindowSeries } from "./
 import { FUNCTIONS } from "./functions/index";
 // exprType() needs the function table's return types, which this module fills.
 import "./signatures";
-import { compareLabels, getLabel, seriesKey, type FlatLabels } from "../../model/labels";
+import { compareLabels, getLabel, seriesKey, setLabel, type FlatLabels } from "../../model/labels";
+import { goQuote } from "./format";
 
 export interface EngineOptions {
   /** How far back an instant selector looks for a sample (default 5m). */
@@ -2265,22 +2266,6 @@ function sameLabels(a: FlatLabels, b: FlatLabels): boolean {
   return true;
 }
 
-/** labels.Builder.Set: replaces or inserts in order; an empty value deletes. */
-function setLabel(labels: FlatLabels, name: string, value: string): FlatLabels {
-  const out: FlatLabels = [];
-  let done = false;
-  for (let i = 0; i < labels.length; i += 2) {
-    const n = labels[i];
-    if (!done && n >= name) {
-      done = true;
-      if (value !== "") out.push(name, value);
-      if (n === name) continue;
-    }
-    out.push(n, labels[i + 1]);
-  }
-  if (!done && value !== "") out.push(name, value);
-  return out;
-}
 
 /** The grouping key of a series (by: the grouping labels' values; without: all others but __name__). */
 function groupingKey(labels: FlatLabels, grouping: string[], gset: Set<string>, without: boolean): string {
@@ -2463,22 +2448,6 @@ function toMatrix(series: StepSeries[]): Matrix {
 // Helpers: Go formatting and hashing
 // ---------------------------------------------------------------------------------------------
 
-/** Go's strconv.Quote for the printable ASCII case, escapes otherwise. */
-function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0) as number;
-    if (ch === '"') out += '\\"';
-    else if (ch === "\\") out += "\\\\";
-    else if (c >= 0x20 && c < 0x7f) out += ch;
-    else if (c === 0x0a) out += "\\n";
-    else if (c === 0x0d) out += "\\r";
-    else if (c === 0x09) out += "\\t";
-    else if (c < 0x20 || c === 0x7f) out += "\\x" + c.toString(16).padStart(2, "0");
-    else out += ch;
-  }
-  return out + '"';
-}
 
 /** Go's strconv.FormatFloat(v, 'f', -1, 64): the shortest digits, never an exponent. */
 export function formatFloatF(v: number): string {

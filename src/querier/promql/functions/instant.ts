@@ -9,13 +9,13 @@
 import type { FunctionImpl } from "./types";
 import { posSuffix, type Expr } from "../ast";
 import { anchoredRE2 } from "../../../model/regex";
+import { goQuote } from "../format";
 import { PromQLExecError, type Sample, type Vector } from "../value";
-import { compareLabels, getLabel, type FlatLabels } from "../../../model/labels";
+import { compareLabels, getLabel, setLabel, type FlatLabels } from "../../../model/labels";
 import {
   absentLabels,
   dropMetricName,
   formatGoG,
-  goQuote,
   invalidQuantileWarning,
   metricName,
   scalarArg,
@@ -335,22 +335,6 @@ function isValidLabelName(name: string, arg?: Expr): boolean {
   return name.length > 0 && !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(name);
 }
 
-/** A copy of the (sorted) labels with name=value; an empty value removes the label, as labels.Builder.Set. */
-function setLabel(labels: FlatLabels, name: string, value: string): FlatLabels {
-  const out: FlatLabels = [];
-  let done = false;
-  for (let i = 0; i < labels.length; i += 2) {
-    const n = labels[i];
-    if (!done && n >= name) {
-      done = true;
-      if (value !== "") out.push(name, value);
-      if (n === name) continue;
-    }
-    out.push(n, labels[i + 1]);
-  }
-  if (!done && value !== "") out.push(name, value);
-  return out;
-}
 
 const regexCache = new Map<string, RegExp | null>();
 

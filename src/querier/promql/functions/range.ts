@@ -103,29 +103,6 @@ export function absentLabels(expr: Expr | undefined): FlatLabels {
   return out;
 }
 
-/** Go's strconv.Quote (%q), for annotation texts. */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0) as number;
-    if (ch === '"') out += '\\"';
-    else if (ch === "\\") out += "\\\\";
-    else if (c >= 0x20 && c < 0x7f) out += ch;
-    else if (c === 0x07) out += "\\a";
-    else if (c === 0x08) out += "\\b";
-    else if (c === 0x0c) out += "\\f";
-    else if (c === 0x0a) out += "\\n";
-    else if (c === 0x0d) out += "\\r";
-    else if (c === 0x09) out += "\\t";
-    else if (c === 0x0b) out += "\\v";
-    else if (c < 0x80) out += "\\x" + c.toString(16).padStart(2, "0");
-    else if (c >= 0xd800 && c <= 0xdfff) out += "\\ufffd"; // Lone surrogate: Go sees invalid UTF-8.
-    else if (/^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u.test(ch)) out += ch; // unicode.IsPrint
-    else if (c < 0x10000) out += "\\u" + c.toString(16).padStart(4, "0");
-    else out += "\\U" + c.toString(16).padStart(8, "0");
-  }
-  return out + '"';
-}
 
 /** Go's %g (strconv 'g', shortest): exponent form below 1e-4 or from 1e+06 on, two-digit exponent. */
 export function formatGoG(x: number): string {
