@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import { startPrometheus, snappyCompress, type PrometheusHandle } from "../support/prometheus";
 import { encodeWriteV1, type PromSeries } from "../support/promproto";
 import { buildWorkerBundle, startWrangler, type WranglerHandle } from "../support/wrangler";
+import { mulberry32 } from "../support/prng";
 
 const STEP_MS = 15_000;
 // Samples sit 3 s past the 15 s grid; query times 7 s past the minute; subquery steps on
@@ -20,14 +21,6 @@ const STEP_MS = 15_000;
 const END = Math.floor(Date.now() / STEP_MS) * STEP_MS - 60_000 + 3_000;
 const START = END - 2 * 3600_000;
 
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Deterministic series: counters (with a reset), gauges, classic histogram buckets, up. */
 function workload(): PromSeries[] {

@@ -21,20 +21,11 @@ import {
   type PromQuery,
   type PromSeriesV2,
 } from "../support/promproto";
+import { mulberry32 as rng } from "../support/prng";
 
 // ---------------------------------------------------------------------------
 // Random inputs (seeded, so a failure reproduces)
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const STALE = new Float64Array(new Uint32Array([2, 0x7ff00000]).buffer)[0];
 /** Floats from a list; `STALE` is stored after, because V8 quiets signalling NaNs held in a JS array literal. */

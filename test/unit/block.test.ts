@@ -16,20 +16,10 @@ import {
 } from "../../src/storage/block/format";
 import { BlockIndex, memorySource, openBlock, readChunks, verifyBlock, type RangeSource } from "../../src/storage/block/reader";
 import { BlockWriter, ulid, type ChunkInput } from "../../src/storage/block/writer";
+import { mulberry32 as prng } from "../support/prng";
 
 const FIELDS: BlockMetaFields = { tenant: "t1", shard: 3, walRange: { from: 10, to: 20 }, blockId: "01J00000000000000000000000" };
 
-/** mulberry32: small, seedable, good enough for test data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface InputSeries {
   labels: FlatLabels;

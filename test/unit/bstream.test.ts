@@ -1,16 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { BitReader, BitWriter } from "../../src/storage/chunk/bstream";
 import { ChunkCorruptError } from "../../src/storage/chunk/errors";
+import { mulberry32 } from "../support/prng";
 
-function mulberry32(seed: number): () => number {
-  let a = seed | 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const u32 = (rnd: () => number) => Math.floor(rnd() * 4294967296) >>> 0;
 const mask = (n: number) => (n === 32 ? 0xffffffff : (1 << n) - 1) >>> 0;

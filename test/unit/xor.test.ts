@@ -2,16 +2,8 @@ import { describe, expect, it } from "vitest";
 import { BitWriter } from "../../src/storage/chunk/bstream";
 import { ChunkCorruptError } from "../../src/storage/chunk/errors";
 import { XOR_MAX_SAMPLES, XorAppender, XorIterator, decodeXor, xorNumSamples } from "../../src/storage/chunk/xor";
+import { mulberry32 } from "../support/prng";
 
-function mulberry32(seed: number): () => number {
-  let a = seed | 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Floats are built from and checked against raw words (Float64Array/Uint32Array
 // aliasing, platform word order), never compared as numbers.
