@@ -2,6 +2,7 @@
 // the cap in memory, and Content-Type negotiation for remote write.
 
 import { HttpError } from "./errors";
+import { concatBytes } from "../model/bytes";
 
 export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   const declared = request.headers.get("Content-Length");
@@ -23,14 +24,7 @@ export async function readBody(request: Request, maxBytes: number): Promise<Uint
     parts.push(value);
   }
   if (total === 0) throw new HttpError(400, "empty request body");
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 export const enum RemoteWriteVersion {

@@ -16,7 +16,7 @@
 // 2 MB row limit is split over consecutive rows with more=1 on all but the last.
 // The byte layout is drawn in docs/wal-format.md.
 
-import { ByteReader, ByteWriter, CorruptDataError } from "../model/bytes";
+import { ByteReader, ByteWriter, CorruptDataError, concatBytes } from "../model/bytes";
 import { crc32c } from "../storage/crc32c";
 import type { MetricMetadata, MetricType } from "../proto/types";
 
@@ -320,7 +320,7 @@ export class Wal {
       this.nextSeq = row.seq + 1;
       parts.push(new Uint8Array(row.rec));
       if (row.more) continue;
-      const rec = parts.length === 1 ? parts[0] : concat(parts);
+      const rec = concatBytes(parts);
       parts = [];
       this.records++;
       this.bytes += rec.length;
@@ -330,16 +330,4 @@ export class Wal {
     if (parts.length > 0) throw new Error("corrupt WAL: the last record is incomplete (more=1 on the final row)");
     return n;
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let len = 0;
-  for (const p of parts) len += p.length;
-  const out = new Uint8Array(len);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
