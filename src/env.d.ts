@@ -3,6 +3,7 @@
 declare namespace Cloudflare {
   interface Env {
     INGESTER: DurableObjectNamespace<import("../durable-objects/ingester").Ingester>;
+    LOGS: DurableObjectNamespace<import("../durable-objects/log_ingester").LogIngester>;
     BLOCKS: R2Bucket;
     DEFAULT_TENANT?: string;
     SHARDS?: string;

@@ -13,8 +13,11 @@ import { handleFormatQuery, handleQuery, handleQueryExemplars, handleQueryRange 
 import { handleLabelNames, handleLabelValues, handleSeries } from "./querier/api/labels";
 import { handleMetadata } from "./querier/api/metadata";
 import { handleBuildInfo } from "./querier/api/buildinfo";
+import { handleLokiPush } from "./distributor/logs/push";
+import { lokiIndexStats, lokiLabelValues, lokiLabels, lokiQuery, lokiQueryRange, lokiSeries, lokiTail } from "./querier/loki/routes";
 
 export { Ingester } from "../durable-objects/ingester";
+export { LogIngester } from "../durable-objects/log_ingester";
 
 type Args = [Env, ExecutionContext];
 
@@ -73,6 +76,23 @@ for (const p of ["/api/v1", "/prometheus/api/v1"]) {
     .all(`${p}/query_exemplars`, methodNotAllowed("GET, POST"))
     .all(`${p}/format_query`, methodNotAllowed("GET, POST"));
 }
+
+// Loki: push (src/distributor/logs/) and the query API (src/querier/loki/).
+router
+  .post("/loki/api/v1/push", (req, env) => handleLokiPush(req, env, tenantOf(req, env)))
+  .post("/api/prom/push", (req, env) => handleLokiPush(req, env, tenantOf(req, env)))
+  .all("/loki/api/v1/push", methodNotAllowed("POST"))
+  .get("/loki/api/v1/query", lokiQuery)
+  .post("/loki/api/v1/query", lokiQuery)
+  .get("/loki/api/v1/query_range", lokiQueryRange)
+  .post("/loki/api/v1/query_range", lokiQueryRange)
+  .get("/loki/api/v1/labels", lokiLabels)
+  .get("/loki/api/v1/label", lokiLabels)
+  .get("/loki/api/v1/label/:name/values", lokiLabelValues)
+  .get("/loki/api/v1/series", lokiSeries)
+  .post("/loki/api/v1/series", lokiSeries)
+  .get("/loki/api/v1/index/stats", lokiIndexStats)
+  .get("/loki/api/v1/tail", lokiTail);
 
 router.all("*", (req) => new Response(`no route for ${req.method} ${new URL(req.url).pathname}\n`, { status: 404 }));
 

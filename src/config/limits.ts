@@ -39,6 +39,26 @@ export interface Limits {
   maxSeriesPerQuery: number;
   /** Longest a query may run (Prometheus -query.timeout, 2m); a shorter `timeout` parameter wins. Beyond: 503. */
   queryTimeoutMs: number;
+
+  // ---- Logs (Loki's limits_config names and defaults) ----
+  /** Loki max_label_names_per_series: label names a stream may have (15). */
+  maxLogLabelNamesPerStream: number;
+  /** Loki max_line_size: longest log line in bytes (256 KiB); longer lines are refused. */
+  maxLineSize: number;
+  /** Loki reject_old_samples_max_age: entries older than now - this are refused (1 week). */
+  rejectOldLogsMaxAgeMs: number;
+  /** Loki chunk_block_size: uncompressed bytes of a log chunk block before compression (256 KiB). */
+  logChunkBlockSize: number;
+  /** Loki chunk_target_size: compressed size at which a log chunk is cut (1.5 MB). */
+  logChunkTargetSize: number;
+  /** Loki max_entries_limit_per_query (5,000): the largest `limit` a log query may ask for. */
+  maxEntriesLimitPerQuery: number;
+  /** Loki max_query_series (500): streams/series a metric query may return. */
+  maxLogQuerySeries: number;
+  /** Whether `navigator.sendBeacon` bodies (Content-Type text/plain holding Loki JSON) are accepted for this tenant (1) or not (0). */
+  allowBeaconPush: number;
+  /** Origins whose pages may push (CORS), e.g. ["https://shop.example"]; ["*"] allows any. Empty: no browser access. */
+  corsAllowedOrigins: string[];
 }
 
 const MINUTE = 60_000;
@@ -64,6 +84,15 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxSamplesPerQuery: 50_000_000,
   maxSeriesPerQuery: 100_000,
   queryTimeoutMs: 2 * MINUTE,
+  maxLogLabelNamesPerStream: 15,
+  maxLineSize: 256 * 1024,
+  rejectOldLogsMaxAgeMs: 7 * 24 * HOUR,
+  logChunkBlockSize: 256 * 1024,
+  logChunkTargetSize: 1_572_864,
+  maxEntriesLimitPerQuery: 5000,
+  maxLogQuerySeries: 500,
+  allowBeaconPush: 1,
+  corsAllowedOrigins: [],
 });
 
 type Overrides = Record<string, Partial<Limits>>;
@@ -108,8 +137,13 @@ function parseOverrides(json: string | undefined): Overrides {
     const limits: Partial<Limits> = {};
     for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
       if (!(key in DEFAULT_LIMITS)) throw new Error(`LIMITS["${tenant}"].${key} is not a known limit (see docs/configuration.md)`);
+      if (Array.isArray(DEFAULT_LIMITS[key as keyof Limits])) {
+        if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new Error(`LIMITS["${tenant}"].${key} must be an array of strings`);
+        (limits as Record<string, unknown>)[key] = v;
+        continue;
+      }
       if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new Error(`LIMITS["${tenant}"].${key} must be a non-negative number`);
-      limits[key as keyof Limits] = v;
+      (limits as Record<string, unknown>)[key] = v;
     }
     out[tenant] = limits;
   }
