@@ -1,0 +1,232 @@
+// Live tail (GET /loki/api/v1/tail, a WebSocket), as Loki's querier/tail.go does it:
+// the Worker accepts the client's socket, opens one socket to every log shard of the
+// tenant (each shard's LogIngester pushes the entries of matching streams as they
+// arrive), sends the history first (entries since `start`, at most `limit`, oldest
+// first), then relays live entries through the query's pipeline (line filters,
+// parsers, formatting) as Loki tail messages:
+//   {"streams":[{"stream":{...},"values":[["<ns>","<line>"],...]}],"dropped_entries":null}
+// Closing either side closes everything.
+
+import { limitsFor } from "../../config/limits";
+import { logShardStub } from "../../distributor/shards";
+import { HttpError } from "../../http/errors";
+import { tenantOf } from "../../http/tenant";
+import type { FlatLabels } from "../../model/labels";
+import { cmpNs, parseNsString } from "../../model/logtime";
+import type { LabelMatcher } from "../../proto/types";
+import { labelsJson, jsonString } from "../api/respond";
+import * as backend from "./backend";
+import { checkEntriesLimit, nowNs, readForm, tailParams } from "./params";
+import { tailMessage } from "./respond";
+
+/** A tail message's stream as Loki writes it (and as the shards send it). */
+interface TailStream {
+  stream: Record<string, string>;
+  values: [string, string, ...unknown[]][];
+}
+
+/** WebSocket close codes (RFC 6455). */
+const CLOSE_NORMAL = 1000;
+const CLOSE_INTERNAL_ERROR = 1011;
+
+export async function handleTail(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  if ((request.headers.get("Upgrade") ?? "").toLowerCase() !== "websocket") {
+    throw new HttpError(400, "this endpoint requires a websocket");
+  }
+  const tenant = tenantOf(request, env);
+  const form = await readForm(request);
+  // Loki's ParseTailQuery: the query first, then limit, start, delay_for.
+  const q = backend.parseQuery(form.value("query"));
+  const p = tailParams(form, nowNs());
+  if (q.kind !== "log") throw new HttpError(400, "tail is supported for log queries only, not metric queries");
+  const limits = limitsFor(env, tenant);
+  checkEntriesLimit(p.limit, limits.maxEntriesLimitPerQuery);
+  const pipeline = backend.tailPipeline(q);
+
+  const pair = new WebSocketPair();
+  const client = pair[0];
+  const server = pair[1];
+  server.accept();
+  const relay = new TailRelay(server, pipeline, p.delayForS * 1000);
+  ctx.waitUntil(
+    relay.run(async () => {
+      // Shards first, buffering, so no entry pushed while the history is read is missed.
+      const shards = await Promise.all(Array.from({ length: limits.shards }, (_, shard) => openShardTail(env, tenant, shard, q.matchers)));
+      return shards;
+    }, async () => {
+      const data = await backend.evalQuery(env, tenant, q, {
+        start: p.start,
+        end: nowNs(),
+        stepNs: 0,
+        intervalNs: 0,
+        limit: p.limit,
+        direction: "forward",
+        maxSeries: limits.maxLogQuerySeries,
+      });
+      return (data.resultType === "streams" ? data.result : []) as TailStream[];
+    }),
+  );
+  return new Response(null, { status: 101, webSocket: client });
+}
+
+/** Opens a shard's tail socket: its LogIngester's fetch() with Upgrade: websocket and the selector's matchers. */
+async function openShardTail(env: Env, tenant: string, shard: number, matchers: LabelMatcher[]): Promise<WebSocket> {
+  const url = new URL("http://log-ingester/tail");
+  url.searchParams.set("tenant", tenant);
+  url.searchParams.set("shard", String(shard));
+  url.searchParams.set("matchers", JSON.stringify(matchers));
+  const res = await logShardStub(env, tenant, shard).fetch(url.toString(), { headers: { Upgrade: "websocket" } });
+  const ws = res.webSocket;
+  if (res.status !== 101 || !ws) throw new Error(`log shard ${shard} refused the tail socket: HTTP ${res.status} ${await res.text()}`);
+  ws.accept();
+  return ws;
+}
+
+/** One client's tail: history, then live entries through the pipeline, optionally delayed and sorted (delay_for). */
+class TailRelay {
+  private shards: WebSocket[] = [];
+  private closed = false;
+  /** Live entries received before the history was sent. */
+  private early: TailStream[] | null = [];
+  /** Keys of the history's entries, to drop their live copies from `early`. */
+  private historyKeys = new Set<string>();
+  /** delay_for: live entries held, sorted and sent after the delay. */
+  private delayed: { labels: FlatLabels; key: string; ts: string; line: string }[] = [];
+  private delayTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly client: WebSocket,
+    private readonly pipeline: backend.TailPipeline,
+    private readonly delayMs: number,
+  ) {
+    client.addEventListener("close", () => this.close(CLOSE_NORMAL, "client closed"));
+    client.addEventListener("error", () => this.close(CLOSE_NORMAL, "client error"));
+  }
+
+  async run(openShards: () => Promise<WebSocket[]>, history: () => Promise<TailStream[]>): Promise<void> {
+    try {
+      const shards = await openShards();
+      this.shards = shards;
+      if (this.closed) {
+        for (const ws of shards) safeClose(ws, CLOSE_NORMAL, "client closed");
+        return;
+      }
+      for (const ws of shards) {
+        ws.addEventListener("message", (ev) => this.onShardMessage(ev.data));
+        ws.addEventListener("close", () => this.close(CLOSE_INTERNAL_ERROR, "a log shard closed the tail"));
+        ws.addEventListener("error", () => this.close(CLOSE_INTERNAL_ERROR, "a log shard's tail failed"));
+      }
+      const hist = await history();
+      if (this.closed) return;
+      for (const s of hist) for (const v of s.values) this.historyKeys.add(entryKey(s.stream, v[0], v[1]));
+      if (hist.length > 0) this.send(tailMessage(JSON.stringify(hist.map((s) => ({ stream: s.stream, values: s.values.map((v) => [v[0], v[1]]) })))));
+      const early = this.early ?? [];
+      this.early = null;
+      for (const s of early) this.relay(s, this.historyKeys);
+      this.historyKeys.clear();
+    } catch (e) {
+      console.error("tail failed:", e);
+      const msg = e instanceof Error ? e.message : String(e);
+      this.close(CLOSE_INTERNAL_ERROR, msg.slice(0, 120));
+    }
+  }
+
+  private onShardMessage(data: unknown): void {
+    if (this.closed || typeof data !== "string") return;
+    let msg: { streams?: TailStream[] };
+    try {
+      msg = JSON.parse(data) as { streams?: TailStream[] };
+    } catch {
+      console.error("tail: a log shard sent a message that is not JSON");
+      return;
+    }
+    for (const s of msg.streams ?? []) {
+      if (this.early !== null) this.early.push(s);
+      else this.relay(s, null);
+    }
+  }
+
+  /** Runs a shard's stream through the pipeline and sends (or holds, with delay_for) what passes. */
+  private relay(s: TailStream, skip: Set<string> | null): void {
+    const flat: FlatLabels = [];
+    for (const name of Object.keys(s.stream).sort()) flat.push(name, s.stream[name]);
+    const out = new Map<string, { labels: FlatLabels; values: [string, string][] }>();
+    for (const v of s.values) {
+      const ts = v[0];
+      const line = v[1];
+      if (skip !== null && skip.has(entryKey(s.stream, ts, line))) continue;
+      const kept = this.pipeline(flat, line);
+      if (kept === null) continue;
+      const key = labelsJson(kept.labels);
+      if (this.delayMs > 0) {
+        this.delayed.push({ labels: kept.labels, key, ts, line: kept.line });
+        continue;
+      }
+      let group = out.get(key);
+      if (!group) out.set(key, (group = { labels: kept.labels, values: [] }));
+      group.values.push([ts, kept.line]);
+    }
+    if (this.delayMs > 0) {
+      this.delayTimer ??= setTimeout(() => this.flushDelayed(), this.delayMs);
+      return;
+    }
+    if (out.size > 0) this.send(tailMessage(streamsOf([...out.values()])));
+  }
+
+  /** delay_for: what arrived during the delay, in time order (Loki sorts the same way). */
+  private flushDelayed(): void {
+    this.delayTimer = null;
+    const batch = this.delayed;
+    this.delayed = [];
+    batch.sort((a, b) => compareNsStrings(a.ts, b.ts));
+    const out = new Map<string, { labels: FlatLabels; values: [string, string][] }>();
+    for (const e of batch) {
+      let group = out.get(e.key);
+      if (!group) out.set(e.key, (group = { labels: e.labels, values: [] }));
+      group.values.push([e.ts, e.line]);
+    }
+    if (out.size > 0) this.send(tailMessage(streamsOf([...out.values()])));
+  }
+
+  private send(text: string): void {
+    if (this.closed) return;
+    try {
+      this.client.send(text);
+    } catch {
+      this.close(CLOSE_NORMAL, "client gone");
+    }
+  }
+
+  private close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.delayTimer !== null) clearTimeout(this.delayTimer);
+    for (const ws of this.shards) safeClose(ws, CLOSE_NORMAL, "tail ended");
+    safeClose(this.client, code, reason);
+  }
+}
+
+function streamsOf(groups: { labels: FlatLabels; values: [string, string][] }[]): string {
+  const parts = groups.map((g) => `{"stream":${labelsJson(g.labels)},"values":[${g.values.map(([ts, line]) => `["${ts}",${jsonString(line)}]`).join(",")}]}`);
+  return "[" + parts.join(",") + "]";
+}
+
+function entryKey(stream: Record<string, string>, ts: string, line: string): string {
+  const names = Object.keys(stream).sort();
+  return JSON.stringify([names.map((n) => [n, stream[n]]), ts, line]);
+}
+
+function compareNsStrings(a: string, b: string): number {
+  const x = parseNsString(a);
+  const y = parseNsString(b);
+  if (x === null || y === null) return a < b ? -1 : a > b ? 1 : 0;
+  return cmpNs(x.ms, x.ns, y.ms, y.ns);
+}
+
+function safeClose(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason);
+  } catch {
+    // already closed
+  }
+}
