@@ -5,7 +5,7 @@
 import { compileMatcher, matchesAll, type CompiledMatcher } from "../model/matchers";
 import { MatchType, type LabelMatcher } from "../proto/types";
 import type { Head } from "./head";
-import { intersect } from "./postings";
+import { intersect, type Postings } from "./postings";
 import type { SelectedSeries } from "./rpc";
 import type { MemSeries } from "./series";
 
@@ -20,8 +20,14 @@ export function selectSeries(head: Head, matchers: LabelMatcher[], mint: number,
   return out;
 }
 
-/** Series that may match: from postings when a matcher needs its label present, else every series. */
-export function* candidates(head: Head, matchers: CompiledMatcher[]): Iterable<MemSeries> {
+/**
+ * Series that may match: from postings when a matcher needs its label present, else
+ * every series. Generic over the entry type: the log head's streams use it too.
+ */
+export function* candidates<S = MemSeries>(
+  head: { postings: Postings; byKey: Map<string, S>; byId: (S | undefined)[] },
+  matchers: CompiledMatcher[],
+): Iterable<S> {
   let ids: number[] | null = null;
   for (const m of matchers) {
     if (m.matchesEmpty) continue;

@@ -2,7 +2,8 @@
 // Objects (durable-objects/log_ingester.ts). Pushes travel as one binary batch
 // (./batch.ts), which the shard also stores unchanged as its WAL record.
 
-import type { ReasonCount } from "../rpc";
+import type { LabelMatcher } from "../../proto/types";
+import type { LogSelectParams } from "../../model/logs";
 
 /** The tenant's limits that a log shard applies, sent with each push (the Worker reads the config). */
 export interface LogShardLimits {
@@ -16,6 +17,8 @@ export interface LogShardLimits {
   idlePeriodMs: number;
   retainPeriodMs: number;
   maxHeadBytesPerShard: number;
+  /** This shard's share of maxGlobalStreamsPerUser (src/limits/series.ts perShardLimit); 0: no limit. A new stream past it is refused with reason stream_limit. */
+  maxStreamsPerShard: number;
 }
 
 export interface LogShardPush {
@@ -34,7 +37,80 @@ export interface LogShardPushResult {
   /** Entries identical to the stream's last one (time and line), dropped silently as Loki does. */
   duplicates: number;
   /** Entries refused by the shard (too far out of order, ...), by reason. */
-  rejected: ReasonCount[];
+  rejected: LogReasonCount[];
   /** Message of the first refused entry, naming its stream; null when none was refused. */
   firstError: string | null;
+}
+
+/** Why a shard refused an entry: Loki's discarded-samples reasons (pkg/validation). */
+export const enum LogReason {
+  /** Older than the stream's newest entry minus the out-of-order window (Loki: too_far_behind). */
+  TooFarBehind = "too_far_behind",
+}
+
+export interface LogReasonCount {
+  reason: LogReason;
+  count: number;
+}
+
+/** selectLogs: one shard's streams matching, with their data overlapping [start, end). */
+export interface LogShardSelect extends LogSelectParams {
+  tenant: string;
+  shard: number;
+}
+
+/**
+ * A stream selected from a shard's head: its canonical labels and the chunks
+ * (src/storage/logs/chunk.ts bytes, readLogChunk) that overlap the range: closed
+ * chunks not yet flushed, then a snapshot of the open one. Entries outside the
+ * range are filtered by the reader; chunks may overlap in time (out-of-order).
+ */
+export interface SelectedLogStream {
+  labels: string;
+  chunks: Uint8Array[];
+}
+
+/**
+ * Label names / values / series / index stats over a time range. `matcherSets`:
+ * a stream counts when it matches every matcher of one set (Loki's match[] for
+ * /series); empty means every stream.
+ */
+export interface LogIndexQuery {
+  matcherSets: LabelMatcher[][];
+  startMs: number;
+  startNs: number;
+  endMs: number;
+  endNs: number;
+}
+
+/** Loki's /index/stats answer (logproto.IndexStatsResponse). */
+export interface LogIndexStats {
+  streams: number;
+  chunks: number;
+  entries: number;
+  /** Uncompressed line bytes. */
+  bytes: number;
+}
+
+export interface LogShardStats {
+  streams: number;
+  /** Closed chunks held (flushed ones in their retain period included) plus open ones. */
+  chunks: number;
+  /** Entries appended since the object started (replay included). */
+  entriesAppended: number;
+  duplicates: number;
+  rejected: number;
+  headBytes: number;
+  walRecords: number;
+  walBytes: number;
+  checkpointBytes: number;
+  pushes: number;
+  flushes: number;
+  blocksWritten: number;
+  r2Puts: number;
+  lastFlushAt: number | null;
+  lastFlushError: string | null;
+  nextAlarmAt: number | null;
+  /** Live tail WebSockets attached to this shard. */
+  tailers: number;
 }
