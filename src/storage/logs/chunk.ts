@@ -502,6 +502,35 @@ export function logChunkMeta(bytes: Uint8Array): LogChunkMeta {
   return { minMs: h.minMs, minNs: h.minNs, maxMs: h.maxMs, maxNs: h.maxNs, entries: h.entries, encoding: h.encoding, blocks: h.blocks };
 }
 
+/** One block of a chunk as its header describes it (offsets into the chunk bytes). */
+export interface LogChunkBlockInfo {
+  encoding: LogChunkEncoding;
+  entries: number;
+  minMs: number;
+  minNs: number;
+  maxMs: number;
+  maxNs: number;
+  rawLen: number;
+  /** The block's (compressed) data: bytes.subarray(dataAt, dataEnd). */
+  dataAt: number;
+  dataEnd: number;
+}
+
+/** The blocks of a chunk, each header checked (data is not read). For tools, the benchmark and tests. */
+export function logChunkBlocks(bytes: Uint8Array): LogChunkBlockInfo[] {
+  return readBlockHeaders(bytes, readHeader(bytes)).map(({ encoding, entries, minMs, minNs, maxMs, maxNs, rawLen, dataAt, dataEnd }) => ({
+    encoding,
+    entries,
+    minMs,
+    minNs,
+    maxMs,
+    maxNs,
+    rawLen,
+    dataAt,
+    dataEnd,
+  }));
+}
+
 interface BlockHeader {
   encoding: LogChunkEncoding;
   entries: number;
