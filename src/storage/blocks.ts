@@ -14,7 +14,7 @@ import type { Semaphore } from "../model/concurrency";
 const TIME_OFFSET = 1e15;
 const TIME_WIDTH = 16;
 
-function timeKey(t: number): string {
+export function timeKey(t: number): string {
   return String(Math.max(0, Math.min(t + TIME_OFFSET, 9.999e15))).padStart(TIME_WIDTH, "0");
 }
 
@@ -48,7 +48,11 @@ export async function deleteBlock(bucket: R2Bucket, key: string): Promise<void> 
 
 /** The tenant's blocks overlapping [mint, maxt], in key order. */
 export async function listBlocks(bucket: R2Bucket, tenant: string, mint: number, maxt: number, gate?: Semaphore): Promise<ListedBlock[]> {
-  const prefix = tenantBlocksPrefix(tenant);
+  return listBlocksUnder(bucket, tenantBlocksPrefix(tenant), mint, maxt, gate);
+}
+
+/** Blocks keyed `${prefix}${timeKey(maxTime)}-${timeKey(minTime)}-...` overlapping [mint, maxt] (log blocks share the scheme). */
+export async function listBlocksUnder(bucket: R2Bucket, prefix: string, mint: number, maxt: number, gate?: Semaphore): Promise<ListedBlock[]> {
   const out: ListedBlock[] = [];
   let cursor: string | undefined;
   const startAfter = mint === -Infinity ? undefined : `${prefix}${timeKey(mint - 1)}~`;

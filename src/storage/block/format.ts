@@ -31,6 +31,8 @@ export const CHUNK_FIXED_OVERHEAD = 1 + 4;
 export enum ChunkEncoding {
   /** Prometheus XOR (Gorilla) float chunk, byte-identical to tsdb/chunkenc. */
   XOR = 1,
+  /** A log chunk (src/storage/logs/chunk.ts, docs/log-format.md): its own header names its codec. */
+  LOG = 2,
 }
 
 /** Where one chunk lives in the block and what it covers. */
