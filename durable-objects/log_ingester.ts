@@ -1,11 +1,275 @@
 // The log ingester Durable Object: one per tenant shard, holding that shard's log
-// streams. (Being built: see src/ingester/logs/.)
+// streams. A thin shell, like durable-objects/ingester.ts: it wires SQLite (the WAL,
+// src/ingester/wal.ts), the alarm and R2 to the head in src/ingester/logs/, and
+// relays committed pushes to live-tail WebSockets (Hibernation API). Every entry
+// point runs after the constructor's replay, which blockConcurrencyWhile guarantees.
 
 import { DurableObject } from "cloudflare:workers";
-import type { LogShardPush, LogShardPushResult } from "../src/ingester/logs/rpc";
+import { limitsFor, type Limits } from "../src/config/limits";
+import { Wal } from "../src/ingester/wal";
+import { LogHead } from "../src/ingester/logs/head";
+import { appendLogPush, applyBatch } from "../src/ingester/logs/append";
+import { LogWalDecoder } from "../src/ingester/logs/wal";
+import { LogChunkBuilder } from "../src/storage/logs/chunk";
+import { flushLogHead, flushBackoffMs, type LogFlushResult } from "../src/ingester/logs/flusher";
+import { headLogIndexStats, headLogLabelNames, headLogLabelValues, headLogSeries, selectLogStreams } from "../src/ingester/logs/read";
+import { TailHub, parseTailMatchers } from "../src/ingester/logs/tail";
+import type { LogIndexQuery, LogIndexStats, LogShardPush, LogShardPushResult, LogShardSelect, LogShardStats, SelectedLogStream } from "../src/ingester/logs/rpc";
+import type { FlatLabels } from "../src/model/labels";
+import { registerShard } from "../src/storage/blocks";
 
 export class LogIngester extends DurableObject<Env> {
-  async pushLogs(_push: LogShardPush): Promise<LogShardPushResult> {
-    throw new Error("log ingester not built yet");
+  private head = new LogHead();
+  private wal!: Wal;
+  private tails: TailHub;
+  private tenant: string | null = null;
+  private shard = 0;
+  private pushes = 0;
+  private flushes = 0;
+  private blocksWritten = 0;
+  private flushFailures = 0;
+  private lastFlushAt: number | null = null;
+  private lastFlushError: string | null = null;
+  private alarmAt: number | null = null;
+  private shutdown = false;
+  private registered = false;
+  private flushChain: Promise<unknown> = Promise.resolve();
+  /** Wall clock; tests replace it to drive the flush rules. */
+  clock: () => number = () => Date.now();
+  /** The blocks bucket; tests wrap it to inject R2 failures. */
+  bucket: R2Bucket;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.bucket = env.BLOCKS;
+    this.tails = new TailHub(ctx);
+    // Memory is lost on eviction or restart: rebuild the head from the checkpoint
+    // and the WAL before any request (or WebSocket event) is let in.
+    ctx.blockConcurrencyWhile(async () => {
+      this.replay();
+      this.alarmAt = await ctx.storage.getAlarm();
+    });
+  }
+
+  private replay(): void {
+    this.wal = new Wal(this.ctx.storage);
+    const head = this.head;
+    const now = this.clock();
+    const decoder = new LogWalDecoder({
+      batch: (batch) => void applyBatch(head, batch, now),
+      stream: (cp) => {
+        const s = head.getOrCreate(cp.labels);
+        s.lastAppendAt = now;
+        for (const c of cp.chunks) {
+          if (!c.open) s.restoreClosed(c.data.slice(), c.reason, c.bytes);
+          // The open chunk's snapshot becomes the open chunk again (its raw head block re-appended).
+          else s.open = LogChunkBuilder.fromBytes(c.data, { blockSize: head.rules.blockSize });
+        }
+        if (cp.hasLast) {
+          s.hasLast = true;
+          s.lastMs = cp.lastMs;
+          s.lastNs = cp.lastNs;
+          s.lastLine = cp.lastLine.slice();
+          s.highMs = cp.highMs;
+          s.highNs = cp.highNs;
+        }
+      },
+    });
+    this.wal.replay((rec) => decoder.record(rec));
+    decoder.end();
+    head.bytesEstimate = head.bytes();
+    const tenant = this.wal.getKv("tenant");
+    if (typeof tenant === "string") {
+      this.tenant = tenant;
+      this.shard = Number(this.wal.getKv("shard"));
+    }
+    this.shutdown = this.wal.getKv("shutdown") === 1;
+    this.registered = this.wal.getKv("registered") === 1;
+  }
+
+  private limits(): Limits {
+    return limitsFor(this.env, this.tenant ?? "");
+  }
+
+  /**
+   * Stores one push's streams for this shard. Resolves once the WAL row is
+   * committed (an ack means durable); throws (the distributor answers 503,
+   * retryable) when the shard is shut down, over maxHeadBytesPerShard, or SQLite fails.
+   */
+  async pushLogs(push: LogShardPush): Promise<LogShardPushResult> {
+    this.pushes++;
+    if (this.shutdown) {
+      throw new Error(`log shard ${push.shard} of tenant ${push.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
+    }
+    if (this.tenant === null) {
+      this.tenant = push.tenant;
+      this.shard = push.shard;
+      this.wal.setKv("tenant", push.tenant);
+      this.wal.setKv("shard", push.shard);
+      // Not awaited: registration is for listing tenants; a failure is retried at flush.
+      void this.register().catch(() => {});
+    }
+    const limits = push.limits;
+    if (this.head.bytesEstimate > limits.maxHeadBytesPerShard) {
+      // R2 is failing or flushes lag: refuse (retryable) rather than risk the isolate.
+      void this.flush(false).catch(() => {});
+      throw new Error(
+        `log shard ${push.shard} of tenant ${push.tenant} holds ${this.head.bytesEstimate} bytes, over the limit of ${limits.maxHeadBytesPerShard} (maxHeadBytesPerShard), until a flush to R2 succeeds; retry later`,
+      );
+    }
+    this.head.rules = { blockSize: limits.chunkBlockSize, targetSize: limits.chunkTargetSize, maxChunkAgeMs: limits.maxChunkAgeMs };
+    // Synchronous from validation to the WAL insert and the head: the output gate
+    // holds the reply until SQLite has committed the row.
+    const { result, committed } = appendLogPush(this.head, this.wal, push, this.clock());
+    if (committed !== null) {
+      if (this.alarmAt === null) this.schedule(this.clock() + this.limits().flushCheckPeriodMs);
+      this.tails.publish(committed, (labels) => this.streamFlat(labels));
+    }
+    return result;
+  }
+
+  private streamFlat(labels: string): FlatLabels | null {
+    return this.head.byKey.get(labels)?.flat ?? null;
+  }
+
+  /** Streams matching, with their unflushed chunks overlapping [start, end) (bytes; the Worker decodes). */
+  async selectLogs(params: LogShardSelect): Promise<SelectedLogStream[]> {
+    return selectLogStreams(this.head, params.matchers, params);
+  }
+
+  async labels(q: LogIndexQuery): Promise<string[]> {
+    return headLogLabelNames(this.head, q);
+  }
+
+  async labelValues(name: string, q: LogIndexQuery): Promise<string[]> {
+    return headLogLabelValues(this.head, name, q);
+  }
+
+  async series(q: LogIndexQuery): Promise<FlatLabels[]> {
+    return headLogSeries(this.head, q);
+  }
+
+  /** /index/stats over the head's unflushed chunks; `streamLabels` lets the querier count streams once across shards and R2. */
+  async indexStats(q: LogIndexQuery): Promise<LogIndexStats & { streamLabels: string[] }> {
+    return headLogIndexStats(this.head, q);
+  }
+
+  /** Live tail: `Upgrade: websocket` with ?matchers=<JSON LabelMatcher[]>. */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("this endpoint requires a websocket (Upgrade: websocket)\n", { status: 426, headers: { Upgrade: "websocket" } });
+    }
+    let matchers;
+    try {
+      matchers = parseTailMatchers(new URL(request.url).searchParams.get("matchers"));
+    } catch (e) {
+      return new Response(`${(e as Error).message}\n`, { status: 400 });
+    }
+    return this.tails.accept(matchers);
+  }
+
+  override async webSocketMessage(_ws: WebSocket, _message: string | ArrayBuffer): Promise<void> {
+    // Loki's tail protocol sends nothing from the client; messages are ignored.
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.tails.closed(ws, code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket, _error: unknown): Promise<void> {
+    this.tails.closed(ws, 1011, "tail error");
+  }
+
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const limits = this.limits();
+    try {
+      await this.flush(false);
+      if (this.head.numStreams > 0) this.schedule(this.clock() + limits.flushCheckPeriodMs);
+    } catch {
+      // Nothing was trimmed; try again with backoff, under our control.
+      this.schedule(this.clock() + flushBackoffMs(this.flushFailures));
+    }
+  }
+
+  /** Flushes every chunk, open ones included (POST /flush). Resolves when the block is in R2. */
+  async flushAll(): Promise<LogFlushResult | null> {
+    return this.flush(true);
+  }
+
+  /** Stops writes, flushes everything and releases memory (POST /shutdown). */
+  async shutdownShard(): Promise<LogFlushResult | null> {
+    this.shutdown = true;
+    this.wal.setKv("shutdown", 1);
+    const result = await this.flush(true);
+    await this.flush(false, { idlePeriodMs: 0, retainPeriodMs: 0 });
+    return result;
+  }
+
+  /** Accepts writes again (DELETE /shutdown). */
+  async resume(): Promise<void> {
+    this.shutdown = false;
+    this.wal.setKv("shutdown", null);
+  }
+
+  private flush(force: boolean, override?: { idlePeriodMs: number; retainPeriodMs: number }): Promise<LogFlushResult | null> {
+    // One flush at a time: an alarm and a /flush wait for each other.
+    const run = this.flushChain.then(() => this.flushOnce(force, override));
+    this.flushChain = run.catch(() => {});
+    return run;
+  }
+
+  private async flushOnce(force: boolean, override?: { idlePeriodMs: number; retainPeriodMs: number }): Promise<LogFlushResult | null> {
+    if (this.tenant === null) return null;
+    const limits = this.limits();
+    const rules = { idlePeriodMs: limits.idlePeriodMs, maxChunkAgeMs: this.head.rules.maxChunkAgeMs, retainPeriodMs: limits.retainPeriodMs, ...override };
+    try {
+      await this.register();
+      const result = await flushLogHead({ head: this.head, wal: this.wal, bucket: this.bucket, tenant: this.tenant, shard: this.shard }, rules, this.clock(), force);
+      this.flushes++;
+      if (result.key !== null) this.blocksWritten++;
+      this.flushFailures = 0;
+      this.lastFlushAt = this.clock();
+      this.lastFlushError = null;
+      return result;
+    } catch (e) {
+      this.flushFailures++;
+      this.lastFlushError = `${new Date(this.clock()).toISOString()}: ${(e as Error).message}`;
+      throw e;
+    }
+  }
+
+  private async register(): Promise<void> {
+    if (this.registered || this.tenant === null) return;
+    await registerShard(this.bucket, this.tenant, this.shard);
+    this.registered = true;
+    this.wal.setKv("registered", 1);
+  }
+
+  private schedule(at: number): void {
+    this.alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
+  }
+
+  async stats(): Promise<LogShardStats> {
+    return {
+      streams: this.head.numStreams,
+      chunks: this.head.numChunks(),
+      entriesAppended: this.head.entriesAppended,
+      duplicates: this.head.duplicates,
+      rejected: this.head.rejected,
+      headBytes: this.head.bytesEstimate,
+      walRecords: this.wal.records,
+      walBytes: this.wal.bytes,
+      checkpointBytes: this.wal.checkpointBytes,
+      pushes: this.pushes,
+      flushes: this.flushes,
+      blocksWritten: this.blocksWritten,
+      r2Puts: this.blocksWritten,
+      lastFlushAt: this.lastFlushAt,
+      lastFlushError: this.lastFlushError,
+      nextAlarmAt: this.alarmAt,
+      tailers: this.ctx.getWebSockets().length,
+    };
   }
 }

@@ -23,11 +23,12 @@ const enum Decision {
   Accept = 0,
   Duplicate = 1,
   TooFarBehind = 2,
+  StreamLimit = 3,
 }
 
 let epoch = 0;
 // Per-entry decisions of the current push, reused across pushes.
-let decisions = new Uint8Array(4096);
+let decisions: Uint8Array = new Uint8Array(4096);
 const filtered = new LogBatchWriter();
 
 export interface AppendOutcome {
@@ -46,12 +47,26 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
   let acceptedBytes = 0;
   let duplicates = 0;
   let refused = 0;
+  let overLimit = 0;
   let firstError: string | null = null;
 
   // 1. Stage: decide every entry against the stream state as it would be.
+  const maxStreams = limits.maxStreamsPerShard ?? 0;
+  let refusedStreams: Set<string> | null = null;
   const r = new LogBatchReader(push.batch);
   while (r.nextStream()) {
     let s = head.byKey.get(r.labels) ?? pending.get(r.labels);
+    if (s === undefined && maxStreams > 0 && (refusedStreams?.has(r.labels) || head.numStreams + pending.size >= maxStreams)) {
+      // Loki's stream limit: entries of a stream that would be new are refused; existing streams go on.
+      (refusedStreams ??= new Set()).add(r.labels);
+      while (r.nextEntry()) {
+        decisions = ensure(decisions, total);
+        decisions[total++] = Decision.StreamLimit;
+        overLimit++;
+      }
+      firstError ??= streamLimitMessage(r.labels, push.tenant);
+      continue;
+    }
     if (s === undefined) {
       s = head.newStream(r.labels);
       pending.set(r.labels, s);
@@ -60,11 +75,7 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
     let streamRefused = 0;
     while (r.nextEntry()) {
       const k = total++;
-      if (k >= decisions.length) {
-        const d = new Uint8Array(decisions.length * 2);
-        d.set(decisions);
-        decisions = d;
-      }
+      decisions = ensure(decisions, k);
       const ms = r.ms;
       const ns = r.ns;
       const line = r.lineBytes();
@@ -113,9 +124,11 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
     head.bytesEstimate += acceptedBytes + accepted * 16;
   }
   head.duplicates += duplicates;
-  head.rejected += refused;
+  head.rejected += refused + overLimit;
 
-  const rejected: LogReasonCount[] = refused > 0 ? [{ reason: LogReason.TooFarBehind, count: refused }] : [];
+  const rejected: LogReasonCount[] = [];
+  if (refused > 0) rejected.push({ reason: LogReason.TooFarBehind, count: refused });
+  if (overLimit > 0) rejected.push({ reason: LogReason.StreamLimit, count: overLimit });
   return { result: { accepted, acceptedBytes, duplicates, rejected, firstError }, committed };
 }
 
@@ -155,6 +168,18 @@ export function applyBatch(head: LogHead, batch: Uint8Array, now: number): numbe
   }
   head.entriesAppended += n;
   return n;
+}
+
+function ensure(d: Uint8Array, k: number): Uint8Array {
+  if (k < d.length) return d;
+  const next = new Uint8Array(d.length * 2);
+  next.set(d);
+  return next;
+}
+
+/** Loki's validation.StreamLimitErrorMsg. */
+function streamLimitMessage(labels: string, tenant: string): string {
+  return `Maximum active stream limit exceeded when trying to create stream ${labels}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '${tenant}' (maxStreamsPerShard)`;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {

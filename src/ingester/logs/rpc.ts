@@ -46,6 +46,8 @@ export interface LogShardPushResult {
 export const enum LogReason {
   /** Older than the stream's newest entry minus the out-of-order window (Loki: too_far_behind). */
   TooFarBehind = "too_far_behind",
+  /** A new stream past the shard's maxStreamsPerShard (Loki: stream_limit). */
+  StreamLimit = "stream_limit",
 }
 
 export interface LogReasonCount {
