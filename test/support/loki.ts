@@ -2,7 +2,7 @@
 // a recording proxy that sits between a real client and `wrangler dev` so a test can
 // see exactly what the client put on the wire (Content-Type, encoding, body).
 
-import { createServer, type Server } from "node:http";
+import { createServer, request as httpRequest, type Server } from "node:http";
 import { freePort } from "./wrangler";
 
 export interface LokiStream {
@@ -76,43 +76,48 @@ export interface RecordingProxy {
   close(): Promise<void>;
 }
 
-/** An HTTP proxy to `target` that records every request and the upstream's status. */
+/**
+ * An HTTP proxy to `target` that records every request and the upstream's status.
+ * Headers pass verbatim (node:http, not fetch, which would refuse to forward Origin),
+ * so CORS between a browser and the server behind it is unchanged.
+ */
 export async function startRecordingProxy(target: string): Promise<RecordingProxy> {
   const requests: RecordedRequest[] = [];
   const port = await freePort();
+  const upstream = new URL(target);
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) {
-        if (v === undefined || k === "host" || k === "connection" || k === "content-length" || k === "transfer-encoding") continue;
-        headers[k] = Array.isArray(v) ? v.join(", ") : v;
-      }
       const method = req.method ?? "GET";
-      fetch(new URL(req.url ?? "/", target), { method, headers, body: method === "GET" || method === "HEAD" ? undefined : body })
-        .then(async (up) => {
-          const upBody = Buffer.from(await up.arrayBuffer());
-          requests.push({ method, path: req.url ?? "/", headers: req.headers, body, status: up.status });
-          const outHeaders: Record<string, string> = {};
-          up.headers.forEach((v, k) => {
-            if (k !== "content-encoding" && k !== "content-length" && k !== "transfer-encoding") outHeaders[k] = v;
-          });
-          res.writeHead(up.status, outHeaders);
-          res.end(upBody);
-        })
-        .catch((e: unknown) => {
-          requests.push({ method, path: req.url ?? "/", headers: req.headers, body, status: 502 });
-          res.writeHead(502, { "Content-Type": "text/plain" });
-          res.end(`proxy: ${(e as Error).message}`);
+      const path = req.url ?? "/";
+      const headers = { ...req.headers, host: upstream.host };
+      const up = httpRequest({ host: upstream.hostname, port: upstream.port, method, path, headers }, (upRes) => {
+        const upChunks: Buffer[] = [];
+        upRes.on("data", (c: Buffer) => upChunks.push(c));
+        upRes.on("end", () => {
+          requests.push({ method, path, headers: req.headers, body, status: upRes.statusCode ?? 0 });
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          res.end(Buffer.concat(upChunks));
         });
+      });
+      up.on("error", (e) => {
+        requests.push({ method, path, headers: req.headers, body, status: 502 });
+        res.writeHead(502, { "Content-Type": "text/plain" });
+        res.end(`proxy: ${e.message}`);
+      });
+      up.end(body);
     });
   });
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
