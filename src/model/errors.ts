@@ -20,6 +20,20 @@ export const enum Reason {
   SampleOutOfBounds = "sample_out_of_bounds",
   NativeHistogramsUnsupported = "native_histograms_unsupported",
   ExemplarsUnsupported = "exemplars_unsupported",
+  /** The tenant's ingestion rate (ingestionRate / logIngestionRateBytes) was exceeded: the whole push is refused with 429. */
+  RateLimited = "rate_limited",
+  /** A new series past the tenant's maxGlobalSeriesPerUser (its per-shard share). */
+  PerUserSeriesLimit = "per_user_series_limit",
+  /** A new log stream past the tenant's maxGlobalStreamsPerUser (its per-shard share; Loki's stream_limit). */
+  StreamLimit = "stream_limit",
+  // Loki's discard reasons for log pushes (pkg/validation/validate.go), distributor side.
+  InvalidLabels = "invalid_labels",
+  MissingLabels = "missing_labels",
+  LineTooLong = "line_too_long",
+  GreaterThanMaxSampleAge = "greater_than_max_sample_age",
+  TooFarInFuture = "too_far_in_future",
+  /** A structured metadata name that is not a valid label name (Loki 3.3+ rewrites such names; we refuse them). */
+  InvalidStructuredMetadata = "structured_metadata_invalid",
 }
 
 /** A discarded series or sample: the reason id and a message naming the limit and the series. */
