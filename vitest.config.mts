@@ -1,5 +1,10 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { AUTH_TEST_CONFIG } from "./test/support/auth_config";
+
+// Files that need the Worker to hold credentials (AUTH_CONFIG): they run in their
+// own project, "auth", so that every other test keeps today's open mode.
+const AUTH_TESTS = ["test/worker/auth_matrix.test.ts"];
 
 // Three projects: "workers" runs inside workerd (unit tests of pure modules and the
 // Worker/Durable Object tests); "node" runs Node-side cross-checks; "e2e" runs in Node and drives `wrangler dev` with real
@@ -18,6 +23,10 @@ export default defineConfig({
                   ooo: { outOfOrderTimeWindowMs: 600_000 },
                   small: { maxRequestBodyBytes: 4096, maxDecompressedBytes: 8192 },
                   tiny_head: { maxHeadBytesPerShard: 20_000, shards: 1 },
+                  // test/worker/rate_limit.test.ts
+                  rl_small: { ingestionRate: 100, ingestionBurstSize: 500 },
+                  rl_logs: { logIngestionRateBytes: 1000, logIngestionBurstBytes: 4000 },
+                  series_small: { maxGlobalSeriesPerUser: 8, shards: 2 },
                 }),
               },
             },
@@ -29,6 +38,21 @@ export default defineConfig({
           // cannot turn them into timing failures (no test here measures time).
           testTimeout: 60_000,
           include: ["test/unit/**/*.test.ts", "test/worker/**/*.test.ts"],
+          exclude: [...configDefaults.exclude, ...AUTH_TESTS],
+        },
+      },
+      {
+        // The Worker with credentials configured (test/support/auth_config.ts).
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { AUTH_CONFIG: JSON.stringify(AUTH_TEST_CONFIG) } },
+          }),
+        ],
+        test: {
+          name: "auth",
+          testTimeout: 60_000,
+          include: AUTH_TESTS,
         },
       },
       {

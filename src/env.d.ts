@@ -4,11 +4,14 @@ declare namespace Cloudflare {
   interface Env {
     INGESTER: DurableObjectNamespace<import("../durable-objects/ingester").Ingester>;
     LOGS: DurableObjectNamespace<import("../durable-objects/log_ingester").LogIngester>;
+    RATE_LIMITER: DurableObjectNamespace<import("../durable-objects/rate_limiter").RateLimiter>;
     BLOCKS: R2Bucket;
     DEFAULT_TENANT?: string;
     SHARDS?: string;
     /** JSON object of limit overrides: {"<tenant>": {...Limits}, "*": {...}}; docs/configuration.md */
     LIMITS?: string;
+    /** Secret: JSON credentials {"credentials": [...]}; unset = open mode (local development only). docs/configuration.md, "Authentication". */
+    AUTH_CONFIG?: string;
   }
 }
 interface Env extends Cloudflare.Env {}

@@ -5,7 +5,8 @@ import { Router, type IRequest } from "itty-router";
 import { handleRemoteWrite } from "./distributor/push";
 import { handleRemoteRead } from "./querier/remote_read";
 import { handleIngesterStatus, handleR2Status } from "./http/status";
-import { tenantOf } from "./http/tenant";
+import { guard } from "./auth/guard";
+import { handleGetRuntimeConfig, handlePutRuntimeConfig, refreshRuntimeConfig } from "./config/runtime";
 import { toResponse } from "./http/respond";
 import { handleFlush, handleListBlocks, handleResume, handleShutdown } from "./http/admin";
 import { apiHandler } from "./querier/api/respond";
@@ -18,6 +19,7 @@ import { lokiIndexStats, lokiLabelValues, lokiLabels, lokiQuery, lokiQueryRange,
 
 export { Ingester } from "../durable-objects/ingester";
 export { LogIngester } from "../durable-objects/log_ingester";
+export { RateLimiter } from "../durable-objects/rate_limiter";
 
 type Args = [Env, ExecutionContext];
 
@@ -25,18 +27,29 @@ const router = Router<IRequest, Args>({
   catch: (err) => toResponse(err),
 });
 
+// Every route but /ready (and 404/405 answers) goes through guard() (src/auth/): it
+// needs the scope named here and yields the tenant the credential may act for.
+// Handlers that take no tenant argument read it with tenantOf(request, env).
+const federated = { federation: true } as const;
+const everyTenant = () => true;
+const flushAll = (req: Request) => new URL(req.url).searchParams.get("all") === "true";
+
 router
   .get("/ready", () => new Response("ready\n"))
-  .post("/api/v1/push", (req, env) => handleRemoteWrite(req, env, tenantOf(req, env)))
-  .post("/api/v1/write", (req, env) => handleRemoteWrite(req, env, tenantOf(req, env)))
-  .post("/api/v1/read", (req, env) => handleRemoteRead(req, env, tenantOf(req, env)))
-  .post("/prometheus/api/v1/read", (req, env) => handleRemoteRead(req, env, tenantOf(req, env)))
-  .get("/api/v1/status/ingesters", (req, env) => handleIngesterStatus(env, tenantOf(req, env)))
-  .post("/flush", (req, env) => handleFlush(req, env, tenantOf(req, env)))
-  .post("/shutdown", (req, env) => handleShutdown(env, tenantOf(req, env)))
-  .delete("/shutdown", (req, env) => handleResume(env, tenantOf(req, env)))
-  .get("/api/v1/status/r2", () => handleR2Status())
-  .get("/api/v1/blocks", (req, env) => handleListBlocks(req, env, tenantOf(req, env)))
+  .post("/api/v1/push", guard("write", (req, env, _ctx, auth) => handleRemoteWrite(req, env, auth.tenant)))
+  .post("/api/v1/write", guard("write", (req, env, _ctx, auth) => handleRemoteWrite(req, env, auth.tenant)))
+  .post("/api/v1/read", guard({ scope: "read", ...federated }, (req, env, _ctx, auth) => handleRemoteRead(req, env, auth.tenant)))
+  .post("/prometheus/api/v1/read", guard({ scope: "read", ...federated }, (req, env, _ctx, auth) => handleRemoteRead(req, env, auth.tenant)))
+  .get("/api/v1/status/ingesters", guard("admin", (_req, env, _ctx, auth) => handleIngesterStatus(env, auth.tenant)))
+  .post("/flush", guard({ scope: "admin", allTenants: flushAll }, (req, env, _ctx, auth) => handleFlush(req, env, auth.tenant)))
+  .post("/shutdown", guard("admin", (_req, env, _ctx, auth) => handleShutdown(env, auth.tenant)))
+  .delete("/shutdown", guard("admin", (_req, env, _ctx, auth) => handleResume(env, auth.tenant)))
+  .get("/api/v1/status/r2", guard({ scope: "admin", allTenants: everyTenant }, () => handleR2Status()))
+  .get("/api/v1/blocks", guard("admin", (req, env, _ctx, auth) => handleListBlocks(req, env, auth.tenant)))
+  // Mimir's runtime config (src/config/runtime.ts): limit overrides and browser keys, changed without a deploy.
+  .get("/api/v1/runtime_config", guard({ scope: "admin", allTenants: everyTenant }, (_req, env) => handleGetRuntimeConfig(env)))
+  .put("/api/v1/runtime_config", guard({ scope: "admin", allTenants: everyTenant }, (req, env) => handlePutRuntimeConfig(req, env)))
+  .all("/api/v1/runtime_config", methodNotAllowed("GET, PUT"))
   .all("/api/v1/push", methodNotAllowed("POST"))
   .all("/api/v1/write", methodNotAllowed("POST"))
   .all("/api/v1/read", methodNotAllowed("POST"));
@@ -44,12 +57,12 @@ router
 // The Prometheus HTTP API (src/querier/api/), also under /prometheus as Mimir and
 // Cortex serve it, so a Grafana data source URL may end in either.
 for (const p of ["/api/v1", "/prometheus/api/v1"]) {
-  const query = apiHandler(handleQuery);
-  const queryRange = apiHandler(handleQueryRange);
-  const series = apiHandler(handleSeries);
-  const labels = apiHandler(handleLabelNames);
-  const exemplars = apiHandler(handleQueryExemplars);
-  const formatQuery = apiHandler(handleFormatQuery);
+  const query = guard({ scope: "read", ...federated }, apiHandler(handleQuery));
+  const queryRange = guard({ scope: "read", ...federated }, apiHandler(handleQueryRange));
+  const series = guard("read", apiHandler(handleSeries));
+  const labels = guard("read", apiHandler(handleLabelNames));
+  const exemplars = guard("read", apiHandler(handleQueryExemplars));
+  const formatQuery = guard({ scope: "read", ...federated }, apiHandler(handleFormatQuery));
   router
     .get(`${p}/query`, query)
     .post(`${p}/query`, query)
@@ -59,9 +72,9 @@ for (const p of ["/api/v1", "/prometheus/api/v1"]) {
     .post(`${p}/series`, series)
     .get(`${p}/labels`, labels)
     .post(`${p}/labels`, labels)
-    .get(`${p}/label/:name/values`, apiHandler((req: IRequest, env, tenant) => handleLabelValues(req, env, tenant, req.params.name)))
-    .get(`${p}/metadata`, apiHandler(handleMetadata))
-    .get(`${p}/status/buildinfo`, apiHandler(async () => handleBuildInfo()))
+    .get(`${p}/label/:name/values`, guard("read", apiHandler((req: IRequest, env, tenant) => handleLabelValues(req, env, tenant, req.params.name))))
+    .get(`${p}/metadata`, guard("read", apiHandler(handleMetadata)))
+    .get(`${p}/status/buildinfo`, guard({ scope: "read", ...federated }, apiHandler(async () => handleBuildInfo())))
     .get(`${p}/query_exemplars`, exemplars)
     .post(`${p}/query_exemplars`, exemplars)
     .get(`${p}/format_query`, formatQuery)
@@ -79,20 +92,21 @@ for (const p of ["/api/v1", "/prometheus/api/v1"]) {
 
 // Loki: push (src/distributor/logs/) and the query API (src/querier/loki/).
 router
-  .post("/loki/api/v1/push", (req, env) => handleLokiPush(req, env, tenantOf(req, env)))
-  .post("/api/prom/push", (req, env) => handleLokiPush(req, env, tenantOf(req, env)))
+  // Browser keys (Bearer or ?key=, bound to a tenant and origins) are accepted here and nowhere else.
+  .post("/loki/api/v1/push", guard({ scope: "write", browserKeys: true }, (req, env, _ctx, auth) => handleLokiPush(req, env, auth.tenant)))
+  .post("/api/prom/push", guard({ scope: "write", browserKeys: true }, (req, env, _ctx, auth) => handleLokiPush(req, env, auth.tenant)))
   .all("/loki/api/v1/push", methodNotAllowed("POST"))
-  .get("/loki/api/v1/query", lokiQuery)
-  .post("/loki/api/v1/query", lokiQuery)
-  .get("/loki/api/v1/query_range", lokiQueryRange)
-  .post("/loki/api/v1/query_range", lokiQueryRange)
-  .get("/loki/api/v1/labels", lokiLabels)
-  .get("/loki/api/v1/label", lokiLabels)
-  .get("/loki/api/v1/label/:name/values", lokiLabelValues)
-  .get("/loki/api/v1/series", lokiSeries)
-  .post("/loki/api/v1/series", lokiSeries)
-  .get("/loki/api/v1/index/stats", lokiIndexStats)
-  .get("/loki/api/v1/tail", lokiTail);
+  .get("/loki/api/v1/query", guard("read", lokiQuery))
+  .post("/loki/api/v1/query", guard("read", lokiQuery))
+  .get("/loki/api/v1/query_range", guard("read", lokiQueryRange))
+  .post("/loki/api/v1/query_range", guard("read", lokiQueryRange))
+  .get("/loki/api/v1/labels", guard("read", lokiLabels))
+  .get("/loki/api/v1/label", guard("read", lokiLabels))
+  .get("/loki/api/v1/label/:name/values", guard("read", lokiLabelValues))
+  .get("/loki/api/v1/series", guard("read", lokiSeries))
+  .post("/loki/api/v1/series", guard("read", lokiSeries))
+  .get("/loki/api/v1/index/stats", guard("read", lokiIndexStats))
+  .get("/loki/api/v1/tail", guard("read", lokiTail));
 
 router.all("*", (req) => new Response(`no route for ${req.method} ${new URL(req.url).pathname}\n`, { status: 404 }));
 
@@ -102,5 +116,9 @@ function methodNotAllowed(allow: string) {
 }
 
 export default {
-  fetch: (request: Request, env: Env, ctx: ExecutionContext) => router.fetch(request, env, ctx),
+  fetch: async (request: Request, env: Env, ctx: ExecutionContext) => {
+    // Once per request, before routing: limitsFor() and the browser keys then read the cached copy (10 s TTL).
+    await refreshRuntimeConfig(env);
+    return router.fetch(request, env, ctx);
+  },
 } satisfies ExportedHandler<Env>;

@@ -59,6 +59,22 @@ export interface Limits {
   allowBeaconPush: number;
   /** Origins whose pages may push (CORS), e.g. ["https://shop.example"]; ["*"] allows any. Empty: no browser access. */
   corsAllowedOrigins: string[];
+
+  // ---- Ingestion rate and tenant size (src/limits/, durable-objects/rate_limiter.ts) ----
+  /** Mimir ingestion_rate: samples/s a tenant may push, over all Workers (10,000); 0 = unlimited. */
+  ingestionRate: number;
+  /** Mimir ingestion_burst_size: samples a tenant may push at once above the rate (200,000). */
+  ingestionBurstSize: number;
+  /** Loki ingestion_rate_mb (4 MB/s), in bytes/s of log lines (and structured metadata); 0 = unlimited. */
+  logIngestionRateBytes: number;
+  /** Loki ingestion_burst_size_mb (6 MB), in bytes. */
+  logIngestionBurstBytes: number;
+  /** Mimir max_global_series_per_user (150,000), enforced per shard as limit / shards; 0 = unlimited. */
+  maxGlobalSeriesPerUser: number;
+  /** Loki max_global_streams_per_user (5,000), enforced per shard as limit / shards; 0 = unlimited. */
+  maxGlobalStreamsPerUser: number;
+  /** Mimir compactor_blocks_retention_period / Loki retention_period: documented only, not enforced yet (0 = keep forever). */
+  retentionPeriodMs: number;
 }
 
 const MINUTE = 60_000;
@@ -93,17 +109,34 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxLogQuerySeries: 500,
   allowBeaconPush: 1,
   corsAllowedOrigins: [],
+  ingestionRate: 10_000,
+  ingestionBurstSize: 200_000,
+  logIngestionRateBytes: 4 * MiB,
+  logIngestionBurstBytes: 6 * MiB,
+  maxGlobalSeriesPerUser: 150_000,
+  maxGlobalStreamsPerUser: 5000,
+  retentionPeriodMs: 0,
 });
 
-type Overrides = Record<string, Partial<Limits>>;
+export type Overrides = Record<string, Partial<Limits>>;
 
 let cachedSource: string | undefined;
 let cachedOverrides: Overrides = {};
 const cachedLimits = new Map<string, Limits>();
+/** Runtime overrides (src/config/runtime.ts, R2 config/runtime.json), layered over LIMITS. */
+let runtimeOverrides: Overrides = {};
+
+/** Installs the runtime config's overrides (loaded once per request by the router); limitsFor sees them at once. */
+export function setRuntimeOverrides(overrides: Overrides): void {
+  if (overrides === runtimeOverrides) return;
+  runtimeOverrides = overrides;
+  cachedLimits.clear();
+}
 
 /**
  * Limits for a tenant: defaults, then env.SHARDS, then the LIMITS JSON var
- * ({"*": {...}, "<tenant>": {...}}), most specific last. Parsed once per isolate.
+ * ({"*": {...}, "<tenant>": {...}}), then the runtime config's overrides the same way,
+ * most specific last. Parsed once per isolate.
  */
 export function limitsFor(env: { SHARDS?: string; LIMITS?: string }, tenant: string): Limits {
   const source = `${env.SHARDS ?? ""}\u0000${env.LIMITS ?? ""}`;
@@ -116,7 +149,7 @@ export function limitsFor(env: { SHARDS?: string; LIMITS?: string }, tenant: str
   if (!limits) {
     limits = { ...DEFAULT_LIMITS };
     if (env.SHARDS) limits.shards = positiveInt(env.SHARDS, "SHARDS");
-    Object.assign(limits, cachedOverrides["*"], cachedOverrides[tenant]);
+    Object.assign(limits, cachedOverrides["*"], cachedOverrides[tenant], runtimeOverrides["*"], runtimeOverrides[tenant]);
     cachedLimits.set(tenant, limits);
   }
   return limits;
@@ -130,19 +163,24 @@ function parseOverrides(json: string | undefined): Overrides {
   } catch (e) {
     throw new Error(`LIMITS is not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof parsed !== "object" || parsed === null) throw new Error("LIMITS must be a JSON object of tenant -> limits");
+  return checkOverrides(parsed, "LIMITS");
+}
+
+/** Checks an object of tenant -> limit overrides; errors name the path (`${what}["tenant"].key`). */
+export function checkOverrides(parsed: unknown, what: string): Overrides {
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error(`${what} must be a JSON object of tenant -> limits`);
   const out: Overrides = {};
   for (const [tenant, value] of Object.entries(parsed as Record<string, unknown>)) {
-    if (typeof value !== "object" || value === null) throw new Error(`LIMITS["${tenant}"] must be an object`);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error(`${what}["${tenant}"] must be an object`);
     const limits: Partial<Limits> = {};
     for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-      if (!(key in DEFAULT_LIMITS)) throw new Error(`LIMITS["${tenant}"].${key} is not a known limit (see docs/configuration.md)`);
+      if (!(key in DEFAULT_LIMITS)) throw new Error(`${what}["${tenant}"].${key} is not a known limit (see docs/configuration.md)`);
       if (Array.isArray(DEFAULT_LIMITS[key as keyof Limits])) {
-        if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new Error(`LIMITS["${tenant}"].${key} must be an array of strings`);
+        if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new Error(`${what}["${tenant}"].${key} must be an array of strings`);
         (limits as Record<string, unknown>)[key] = v;
         continue;
       }
-      if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new Error(`LIMITS["${tenant}"].${key} must be a non-negative number`);
+      if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new Error(`${what}["${tenant}"].${key} must be a non-negative number`);
       (limits as Record<string, unknown>)[key] = v;
     }
     out[tenant] = limits;

@@ -16,6 +16,8 @@ import { fmix32, hash32, seriesHash } from "./hash";
 import { ringFor } from "./ring";
 import { shardStub } from "./shards";
 import { validateLabels, validateTimestamp } from "./validate";
+import { perShardLimit } from "../limits/series";
+import { admitSamples } from "../limits/rate";
 
 /** Tally of one push across validation and shards. */
 interface Outcome {
@@ -35,6 +37,8 @@ export async function handleRemoteWrite(request: Request, env: Env, tenant: stri
 
   const outcome: Outcome = { total: write.sampleCount, written: 0, dropped: 0, reasons: new Map(), firstError: null };
   const batches = distribute(write, tenant, limits, Date.now(), outcome);
+  // Mimir's ingestion rate limit, on the valid samples, before any shard write: a refused push writes nothing (429).
+  await admitSamples(env, tenant, limits, outcome.total - outcome.dropped);
   const results = await Promise.all(
     batches.map((batch, shard) => (batch === null ? null : sendToShard(env, tenant, shard, batch))),
   );
@@ -188,6 +192,7 @@ function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: nu
       outOfOrderTimeWindowMs: limits.outOfOrderTimeWindowMs,
       maxSamplesPerChunk: limits.maxSamplesPerChunk,
       maxChunkAgeMs: limits.maxChunkAgeMs,
+      maxSeriesPerShard: perShardLimit(limits.maxGlobalSeriesPerUser, limits.shards),
     };
   }
   // Values are copied as their two 32-bit words, never as numbers: V8 may quiet a

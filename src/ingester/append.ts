@@ -35,6 +35,15 @@ class Rejections {
     this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
     if (this.firstError === null) this.firstError = rejectionMessage(reason, s, t, window);
   }
+
+  /** All `count` samples of a new series refused: the shard holds its share of the tenant's series limit. */
+  addSeriesLimit(key: string, count: number, limit: number): void {
+    this.counts.set(Reason.PerUserSeriesLimit, (this.counts.get(Reason.PerUserSeriesLimit) ?? 0) + count);
+    if (this.firstError === null) {
+      // Mimir's err-mimir-max-series-per-user, with our limit's name.
+      this.firstError = `per-user series limit of ${limit} per shard exceeded (maxGlobalSeriesPerUser divided by the tenant's shards, as Mimir divides it over ingesters); new series refused: '${formatLabels(labelsFromKey(key))}' (${Reason.PerUserSeriesLimit})`;
+    }
+  }
 }
 
 /**
@@ -109,6 +118,13 @@ function stage(head: Head, push: ShardPush, bits: Uint32Array): Staged {
     let s = head.byKey.get(key);
     if (s === undefined && staged.pending !== null) s = staged.pending.get(key);
     if (s === undefined) {
+      const maxSeries = push.maxSeriesPerShard ?? 0;
+      if (maxSeries > 0 && head.byKey.size + (staged.pending?.size ?? 0) >= maxSeries) {
+        // seriesOf[i] stays undefined: apply() skips the series.
+        (staged.rejected ??= new Rejections()).addSeriesLimit(key, n, maxSeries);
+        off += n;
+        continue;
+      }
       s = new MemSeries(nextId++, key, labelsFromKey(key));
       (staged.pending ??= new Map()).set(key, s);
       builder.addSeries(s.id, key);
@@ -209,6 +225,10 @@ function apply(head: Head, push: ShardPush, bits: Uint32Array, staged: Staged, n
   for (let i = 0; i < keys.length; i++) {
     const s = seriesOf[i];
     const n = counts[i];
+    if (s === undefined) {
+      off += n; // refused by the series limit
+      continue;
+    }
     s.lastAppendAt = now;
     if (ctAccepted !== null && ctAccepted[i]) {
       s.appendAcceptedBits(created![i], 0, 0, maxSamples, maxAge);

@@ -21,6 +21,8 @@ export interface ShardPush {
   outOfOrderTimeWindowMs: number;
   maxSamplesPerChunk: number;
   maxChunkAgeMs: number;
+  /** This shard's share of maxGlobalSeriesPerUser (src/limits/series.ts); absent or 0: no limit. */
+  maxSeriesPerShard?: number;
 }
 
 export interface ReasonCount {

@@ -13,6 +13,7 @@ import { compileMatcher } from "../model/matchers";
 import { XorIterator } from "../storage/chunk/xor";
 import type { LabelMatcher, SeriesSamples } from "../proto/types";
 import { selectFromBlocks } from "./store";
+import { isFederated, selectFederated } from "./federation";
 
 export async function selectFromIngesters(env: Env, tenant: string, matchers: LabelMatcher[], mint: number, maxt: number, gate: Semaphore): Promise<SelectedSeries[]> {
   const shards = limitsFor(env, tenant).shards;
@@ -31,6 +32,7 @@ export async function select(
   maxt: number,
   gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS),
 ): Promise<SelectedSeries[]> {
+  if (isFederated(tenant)) return selectFederated(env, tenant, matchers, mint, maxt, gate);
   // Compile here first so a bad regexp is a 400 from this Worker, not an RPC error.
   const compiled = matchers.map(compileMatcher);
   // Ingesters first, R2 after: the heads leave out chunks already marked flushed
