@@ -7,6 +7,11 @@ import type { FlatLabels } from "../../model/labels";
 import type { NsTime } from "../../model/logtime";
 import type { Direction, LogStreamData } from "../../model/logs";
 import type { LabelMatcher } from "../../proto/types";
+import { LogQLParseError, type LogExpr, type LogQLExpr } from "../logql/ast";
+import { parseLogQL } from "../logql/parse";
+import { LabelsBuilder, labelsString } from "../logql/pipeline/labels";
+import { compilePipeline } from "../logql/pipeline/pipeline";
+import { LogQLEvalError } from "../logql/result";
 
 export interface ParsedQuery {
   /** "log": a stream selector with a pipeline (streams result); "metric": a sample expression. */
@@ -36,20 +41,45 @@ export interface QueryData {
 }
 
 /** A log pipeline as live tail applies it: the entry kept (maybe rewritten, labels maybe extended) or null. */
-export type TailPipeline = (labels: FlatLabels, line: string) => { labels: FlatLabels; line: string } | null;
+export type TailPipeline = (labels: FlatLabels, line: string, tsMs: number, tsNs: number, metadata: FlatLabels | null) => { labels: FlatLabels; line: string } | null;
 
 const notBuilt = (what: string): HttpError => new HttpError(501, `${what} is not built yet`);
 
-export function parseQuery(_query: string): ParsedQuery {
-  throw notBuilt("the LogQL parser");
+/** Parses LogQL; a bad query is Loki's 400 with the parser's message ("parse error at line 1, col 5: ..."). */
+export function parseQuery(query: string): ParsedQuery {
+  let expr: LogQLExpr;
+  try {
+    expr = parseLogQL(query);
+  } catch (e) {
+    if (e instanceof LogQLParseError) throw new HttpError(400, e.message);
+    throw e;
+  }
+  return expr.kind === "log" ? { kind: "log", matchers: expr.matchers, expr } : { kind: "metric", matchers: [], expr };
+}
+
+/** Engine errors a client caused (limits, pipeline errors) keep their status; parse errors are 400s. */
+export function clientError(e: unknown): HttpError | null {
+  if (e instanceof LogQLEvalError) return new HttpError(e.status, e.message);
+  if (e instanceof LogQLParseError) return new HttpError(400, e.message);
+  return null;
 }
 
 export async function evalQuery(_env: Env, _tenant: string, _q: ParsedQuery, _opts: EvalOptions): Promise<QueryData> {
   throw notBuilt("the LogQL engine");
 }
 
-export function tailPipeline(_q: ParsedQuery): TailPipeline {
-  throw notBuilt("the LogQL pipeline");
+/** The log query's pipeline (src/querier/logql/pipeline/), one entry at a time, for live tail. */
+export function tailPipeline(q: ParsedQuery): TailPipeline {
+  const expr = q.expr as LogExpr;
+  const pipeline = compilePipeline(expr.stages);
+  const lb = new LabelsBuilder();
+  return (labels, line, tsMs, tsNs, metadata) => {
+    if (pipeline.prefilter !== null && !pipeline.prefilter(line)) return null;
+    lb.setStream(labels, labelsString(labels));
+    lb.reset(metadata);
+    const out = pipeline.process(line, lb, tsMs, tsNs);
+    return out === null ? null : { labels: lb.labels(), line: out };
+  };
 }
 
 export async function selectStreams(_env: Env, _tenant: string, _matchers: LabelMatcher[], _start: NsTime, _end: NsTime): Promise<LogStreamData[]> {

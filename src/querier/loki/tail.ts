@@ -155,7 +155,9 @@ class TailRelay {
       const ts = v[0];
       const line = v[1];
       if (skip !== null && skip.has(entryKey(s.stream, ts, line))) continue;
-      const kept = this.pipeline(flat, line);
+      const t = parseNsString(ts);
+      if (t === null) continue;
+      const kept = this.pipeline(flat, line, t.ms, t.ns, metadataOf(v[2]));
       if (kept === null) continue;
       const key = labelsJson(kept.labels);
       if (this.delayMs > 0) {
@@ -204,6 +206,19 @@ class TailRelay {
     for (const ws of this.shards) safeClose(ws, CLOSE_NORMAL, "tail ended");
     safeClose(this.client, code, reason);
   }
+}
+
+/** An entry's structured metadata as a shard sends it: {"structuredMetadata":{...}} (categorized) or a plain {name: value}. */
+function metadataOf(x: unknown): FlatLabels | null {
+  if (typeof x !== "object" || x === null) return null;
+  const obj = (x as { structuredMetadata?: unknown }).structuredMetadata ?? x;
+  if (typeof obj !== "object" || obj === null) return null;
+  const flat: FlatLabels = [];
+  for (const name of Object.keys(obj).sort()) {
+    const v = (obj as Record<string, unknown>)[name];
+    if (typeof v === "string") flat.push(name, v);
+  }
+  return flat.length > 0 ? flat : null;
 }
 
 function streamsOf(groups: { labels: FlatLabels; values: [string, string][] }[]): string {

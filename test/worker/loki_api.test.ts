@@ -1,0 +1,198 @@
+// The Loki HTTP API through the Worker (SELF.fetch), as Grafana, logcli and Loki's own
+// clients call it: Loki's parameter errors as plain-text 400s, the JSON shapes of
+// streams / matrix / vector / scalar results, labels, label values, series and index
+// stats over data pushed through the real push route, and live tail's refusals.
+
+import { SELF } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const TENANT = "loki-api";
+const NOW_MS = Math.floor(Date.now() / 60_000) * 60_000 - 10 * 60_000;
+const ns = (ms: number, extraNs = 0): string => (BigInt(ms) * 1_000_000n + BigInt(extraNs)).toString();
+
+interface Stream {
+  stream: Record<string, string>;
+  values: [string, string][];
+}
+
+async function get(path: string, params: Record<string, string | string[]> = {}, tenant = TENANT, headers: Record<string, string> = {}): Promise<Response> {
+  const url = new URL(`http://ingester${path}`);
+  for (const [k, v] of Object.entries(params)) for (const x of Array.isArray(v) ? v : [v]) url.searchParams.append(k, x);
+  return SELF.fetch(url.toString(), { headers: { "X-Scope-OrgID": tenant, ...headers } });
+}
+
+async function json<T>(res: Response): Promise<T> {
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${text}`);
+  expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+  return JSON.parse(text) as T;
+}
+
+async function expect400(res: Promise<Response>, message: string | RegExp): Promise<void> {
+  const r = await res;
+  const text = await r.text();
+  expect(r.status, text).toBe(400);
+  expect(r.headers.get("Content-Type")).toMatch(/^text\/plain/);
+  if (typeof message === "string") expect(text.trim()).toBe(message);
+  else expect(text.trim()).toMatch(message);
+}
+
+// Two apps, three streams; entries one second apart, with a nanosecond part to prove it survives.
+const PUSHED: { stream: Record<string, string>; values: [string, string][] }[] = [
+  {
+    stream: { app: "api", env: "prod", level: "info" },
+    values: Array.from({ length: 6 }, (_, i) => [ns(NOW_MS + i * 1000, 123), `level=info msg="GET /users" status=200 i=${i}`] as [string, string]),
+  },
+  {
+    stream: { app: "api", env: "prod", level: "error" },
+    values: Array.from({ length: 3 }, (_, i) => [ns(NOW_MS + i * 2000 + 500), `{"level":"error","msg":"boom","code":${500 + i}}`] as [string, string]),
+  },
+  {
+    stream: { app: "web", env: "dev", level: "info" },
+    values: Array.from({ length: 4 }, (_, i) => [ns(NOW_MS + i * 1000 + 250), `page view ${i}`] as [string, string]),
+  },
+];
+
+const START = ns(NOW_MS - 60_000);
+const END = ns(NOW_MS + 60_000);
+
+describe("Loki HTTP API", () => {
+  beforeAll(async () => {
+    const res = await SELF.fetch("http://ingester/loki/api/v1/push", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Scope-OrgID": TENANT },
+      body: JSON.stringify({ streams: PUSHED }),
+    });
+    expect(res.status, await res.text()).toBe(204);
+  });
+
+  describe("parameter errors: Loki's plain-text 400s", () => {
+    it.each([
+      [{ query: '{app="api"}', start: "yesterday" }, `could not parse 'start' parameter: strconv.ParseInt: parsing "yesterday": invalid syntax`],
+      [{ query: '{app="api"}', end: "1.2.3" }, `could not parse 'end' parameter: strconv.ParseFloat: parsing "1.2.3": invalid syntax`],
+      [{ query: '{app="api"}', start: END, end: START }, "end timestamp must not be before or equal to start time"],
+      [{ query: '{app="api"}', step: "fast" }, 'cannot parse "fast" to a valid duration'],
+      [{ query: '{app="api"}', step: "0" }, "zero or negative query resolution step widths are not accepted. Try a positive integer"],
+      [{ query: '{app="api"}', start: "0", end: "1700000000", step: "1s" }, "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter"],
+      [{ query: '{app="api"}', limit: "0" }, "limit must be a positive value"],
+      [{ query: '{app="api"}', limit: "5001" }, "max entries limit per query exceeded, limit > max_entries_limit_per_query (5001 > 5000)"],
+      [{ query: '{app="api"}', direction: "up" }, "invalid direction 'up'"],
+      [{ query: '{app="api"' }, /^parse error at line 1, col \d+: syntax error: /],
+      [{ query: "" }, /^parse error .*unexpected \$end/],
+      [{ query: 'count_over_time({app="api"}[5x])' }, /^parse error/],
+    ])("query_range %j -> 400", async (params, message) => {
+      await expect400(get("/loki/api/v1/query_range", params), message);
+    });
+
+    it("a metric query may ask for any limit (only log queries return entries)", async () => {
+      const res = await get("/loki/api/v1/query_range", { query: 'count_over_time({app="api"}[1m])', limit: "100000", start: START, end: END, step: "60" });
+      expect(res.status, await res.clone().text()).toBe(200);
+    });
+
+    it("instant queries: a bad time, and log selectors (Loki wants a range query for those)", async () => {
+      await expect400(get("/loki/api/v1/query", { query: 'count_over_time({app="api"}[1m])', time: "soon" }), 'strconv.ParseInt: parsing "soon": invalid syntax');
+      await expect400(get("/loki/api/v1/query", { query: '{app="api"}' }), "log queries are not supported as an instant query type, please change your query to a range query type");
+    });
+
+    it("tail: plain HTTP is refused; a WebSocket with a metric query or a bad delay_for too", async () => {
+      await expect400(get("/loki/api/v1/tail", { query: '{app="api"}' }), "this endpoint requires a websocket");
+      await expect400(get("/loki/api/v1/tail", { query: 'rate({app="api"}[1m])' }, TENANT, { Upgrade: "websocket" }), "tail is supported for log queries only, not metric queries");
+      await expect400(get("/loki/api/v1/tail", { query: '{app="api"}', delay_for: "6" }, TENANT, { Upgrade: "websocket" }), "delay_for can't be greater than 5");
+      await expect400(get("/loki/api/v1/tail", { query: '{app="api"' }, TENANT, { Upgrade: "websocket" }), /^parse error/);
+    });
+
+    it("series and labels: a selector that does not parse", async () => {
+      await expect400(get("/loki/api/v1/series", { "match[]": "{app=" }), /^parse error/);
+      await expect400(get("/loki/api/v1/labels", { query: "{app=" }), /^parse error/);
+    });
+  });
+
+  describe("result shapes", () => {
+    it("streams: every entry with its nanoseconds, backward by default, limit applied newest first", async () => {
+      const body = await json<{ status: string; data: { resultType: string; result: Stream[]; stats: { summary: Record<string, number> } } }>(
+        await get("/loki/api/v1/query_range", { query: '{app="api"}', start: START, end: END }),
+      );
+      expect(body.status).toBe("success");
+      expect(body.data.resultType).toBe("streams");
+      expect(typeof body.data.stats.summary).toBe("object");
+      const byLabels = new Map(body.data.result.map((s) => [JSON.stringify(s.stream), s.values]));
+      expect(byLabels.size).toBe(2);
+      for (const p of PUSHED.slice(0, 2)) expect(byLabels.get(JSON.stringify(p.stream))).toEqual([...p.values].reverse());
+
+      const limited = await json<{ data: { result: Stream[] } }>(await get("/loki/api/v1/query_range", { query: '{app="api"}', start: START, end: END, limit: "2" }));
+      const entries = limited.data.result.flatMap((s) => s.values.map((v) => v[0])).sort();
+      // The two newest across both streams.
+      const all = PUSHED.slice(0, 2).flatMap((p) => p.values.map((v) => v[0])).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+      expect(entries).toEqual(all.slice(-2).sort());
+    });
+
+    it("streams forward, with a line filter", async () => {
+      const body = await json<{ data: { result: Stream[] } }>(await get("/loki/api/v1/query_range", { query: '{app="web"} |= "view 2"', start: START, end: END, direction: "forward" }));
+      expect(body.data.result).toEqual([{ stream: { app: "web", env: "dev", level: "info" }, values: [PUSHED[2].values[2]] }]);
+    });
+
+    it("matrix: count_over_time per stream at each step", async () => {
+      const body = await json<{ data: { resultType: string; result: { metric: Record<string, string>; values: [number, string][] }[] } }>(
+        await get("/loki/api/v1/query_range", { query: 'sum by (app) (count_over_time({env=~".+"}[1m]))', start: ns(NOW_MS + 60_000), end: ns(NOW_MS + 60_000), step: "60" }),
+      );
+      expect(body.data.resultType).toBe("matrix");
+      const got = Object.fromEntries(body.data.result.map((s) => [s.metric.app, s.values]));
+      expect(got).toEqual({ api: [[(NOW_MS + 60_000) / 1000, "9"]], web: [[(NOW_MS + 60_000) / 1000, "4"]] });
+    });
+
+    it("vector: an instant metric query", async () => {
+      const t = (NOW_MS + 60_000) / 1000;
+      const body = await json<{ data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } }>(
+        await get("/loki/api/v1/query", { query: 'sum(count_over_time({app="api", level="error"}[5m]))', time: String(t) }),
+      );
+      expect(body.data.resultType).toBe("vector");
+      expect(body.data.result).toEqual([{ metric: {}, value: [t, "3"] }]);
+    });
+
+    it("scalar: a literal", async () => {
+      const body = await json<{ data: { resultType: string; result: [number, string] } }>(await get("/loki/api/v1/query", { query: "1 + 2", time: "1700000000" }));
+      expect(body.data).toMatchObject({ resultType: "scalar", result: [1700000000, "3"] });
+    });
+  });
+
+  describe("labels, values, series, index stats", () => {
+    it("label names and values, with and without a selector", async () => {
+      const range = { start: START, end: END };
+      expect(await json(await get("/loki/api/v1/labels", range))).toEqual({ status: "success", data: ["app", "env", "level"] });
+      expect(await json(await get("/loki/api/v1/label", range))).toEqual({ status: "success", data: ["app", "env", "level"] });
+      expect(await json(await get("/loki/api/v1/label/app/values", range))).toEqual({ status: "success", data: ["api", "web"] });
+      expect(await json(await get("/loki/api/v1/label/level/values", { ...range, query: '{app="web"}' }))).toEqual({ status: "success", data: ["info"] });
+      expect(await json(await get("/loki/api/v1/label/nope/values", range))).toEqual({ status: "success", data: [] });
+    });
+
+    it("series: match[] (GET, and POST as a form), a lone {} means every stream", async () => {
+      const range = { start: START, end: END };
+      const sorted = (x: { data: Record<string, string>[] }) => x.data.map((s) => JSON.stringify(s)).sort();
+      const api = await json<{ status: string; data: Record<string, string>[] }>(await get("/loki/api/v1/series", { ...range, "match[]": '{app="api"}' }));
+      expect(sorted(api)).toEqual(PUSHED.slice(0, 2).map((p) => JSON.stringify(p.stream)).sort());
+      const all = await json<{ data: Record<string, string>[] }>(await get("/loki/api/v1/series", { ...range, "match[]": "{}" }));
+      expect(sorted(all)).toEqual(PUSHED.map((p) => JSON.stringify(p.stream)).sort());
+      const form = new URLSearchParams({ ...range });
+      form.append("match[]", '{app="web"}');
+      form.append("match[]", '{level="error"}');
+      const posted = await json<{ data: Record<string, string>[] }>(
+        await SELF.fetch("http://ingester/loki/api/v1/series", { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Scope-OrgID": TENANT }, body: form.toString() }),
+      );
+      expect(sorted(posted)).toEqual([PUSHED[1], PUSHED[2]].map((p) => JSON.stringify(p.stream)).sort());
+    });
+
+    it("index stats: streams, entries and bytes of a selector", async () => {
+      const stats = await json<{ streams: number; chunks: number; entries: number; bytes: number }>(await get("/loki/api/v1/index/stats", { query: '{app="api"}', start: START, end: END }));
+      const api = PUSHED.slice(0, 2);
+      expect(stats.streams).toBe(2);
+      expect(stats.entries).toBe(api.reduce((n, p) => n + p.values.length, 0));
+      expect(stats.bytes).toBe(api.reduce((n, p) => n + p.values.reduce((b, v) => b + new TextEncoder().encode(v[1]).length, 0), 0));
+      expect(stats.chunks).toBeGreaterThanOrEqual(1);
+      await expect400(get("/loki/api/v1/index/stats", { start: START, end: END }), 'query parameter is required: a stream selector such as {app="x"}');
+    });
+
+    it("another tenant sees nothing", async () => {
+      expect(await json(await get("/loki/api/v1/labels", { start: START, end: END }, "loki-api-other"))).toEqual({ status: "success", data: [] });
+    });
+  });
+});
