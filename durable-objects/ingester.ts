@@ -14,6 +14,9 @@ import { flushHead, type FlushResult } from "../src/ingester/flusher";
 import type { SelectRequest, SelectedSeries, ShardPush, ShardPushResult, ShardStats } from "../src/ingester/rpc";
 import type { MetricMetadata } from "../src/proto/types";
 import { registerShard } from "../src/storage/blocks";
+import { COUNTER, ShardObserver } from "../src/observability/shard";
+import { countingBucket } from "../src/observability/r2";
+import type { ReasonCount } from "../src/ingester/rpc";
 
 /** Backoff after a failed flush: 2 s doubling to 5 min (alarms would give up after 6 platform retries). */
 function backoffMs(failures: number): number {
@@ -23,6 +26,8 @@ function backoffMs(failures: number): number {
 export class Ingester extends DurableObject<Env> {
   private head = new Head();
   private wal!: Wal;
+  /** Persisted counters, minute history and recent errors (src/observability/shard.ts). */
+  private obs!: ShardObserver;
   private tenant: string | null = null;
   private shard = 0;
   private pushes = 0;
@@ -53,6 +58,7 @@ export class Ingester extends DurableObject<Env> {
 
   private replay(): void {
     this.wal = new Wal(this.ctx.storage);
+    this.obs = new ShardObserver(this.ctx.storage.sql);
     const head = this.head;
     const now = this.clock();
     const seriesFor = (id: number) => {
@@ -88,29 +94,85 @@ export class Ingester extends DurableObject<Env> {
   async push(batch: ShardPush): Promise<ShardPushResult> {
     this.pushes++;
     if (this.shutdown) {
-      throw new Error(`shard ${batch.shard} of tenant ${batch.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
+      this.refuse(`shard ${batch.shard} of tenant ${batch.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
     }
-    if (this.tenant === null) {
-      this.tenant = batch.tenant;
-      this.shard = batch.shard;
-      this.wal.setKv("tenant", batch.tenant);
-      this.wal.setKv("shard", batch.shard);
-      // Not awaited: registration is for listing tenants; a failure is retried at flush.
-      void this.register().catch(() => {});
-    }
+    this.adopt(batch.tenant, batch.shard);
     const limits = this.limits();
     if (this.head.bytesEstimate > limits.maxHeadBytesPerShard) {
       // R2 is failing or flushes lag: refuse (retryable) rather than risk the isolate.
       void this.flush(false).catch(() => {});
-      throw new Error(
+      this.refuse(
         `shard ${batch.shard} of tenant ${batch.tenant} holds ${this.head.bytesEstimate} bytes, over the limit of ${limits.maxHeadBytesPerShard} (maxHeadBytesPerShard), until a flush to R2 succeeds`,
       );
     }
     // Synchronous from validation to WAL insert: the output gate holds the reply
     // until SQLite has committed the row, so the ack means durable.
-    const result = appendPush(this.head, this.wal, batch, this.clock());
+    const now = this.clock();
+    const seriesBefore = this.head.numSeries;
+    let result: ShardPushResult;
+    try {
+      result = appendPush(this.head, this.wal, batch, now);
+    } catch (e) {
+      this.countFailure(now, `push of ${batch.timestamps.length} samples failed: ${(e as Error).message}`);
+      throw e;
+    }
+    this.countPush(batch, result, this.head.numSeries - seriesBefore, now);
     if (this.alarmAt === null) this.schedule(this.clock() + limits.flushCheckPeriodMs);
     return result;
+  }
+
+  /** Takes on the tenant and shard of its first write (the Durable Object's name is not readable inside it). */
+  private adopt(tenant: string, shard: number): void {
+    if (this.tenant !== null) return;
+    this.tenant = tenant;
+    this.shard = shard;
+    this.wal.setKv("tenant", tenant);
+    this.wal.setKv("shard", shard);
+    // Not awaited: registration is for listing tenants; a failure is retried at flush.
+    void this.register().catch(() => {});
+  }
+
+  /** Counts a refused push and throws its message (the distributor answers 503: the sender retries). */
+  private refuse(message: string): never {
+    this.countFailure(this.clock(), message);
+    throw new Error(message);
+  }
+
+  private countFailure(now: number, message: string): void {
+    try {
+      this.obs.inc(COUNTER.pushFailures);
+      this.obs.error(now, "push", message);
+      this.obs.commit();
+    } catch {
+      // Storage itself is failing: the push's own error says more.
+    }
+  }
+
+  /** Counts an answered push; committed with its WAL row (same synchronous section). */
+  private countPush(batch: ShardPush, result: ShardPushResult, seriesCreated: number, now: number): void {
+    const obs = this.obs;
+    const received = batch.timestamps.length;
+    obs.inc(COUNTER.pushes);
+    obs.inc(COUNTER.samplesReceived, received);
+    obs.inc(COUNTER.samplesIngested, result.written);
+    obs.inc(COUNTER.seriesCreated, seriesCreated);
+    obs.record(now, received);
+    for (const { reason, count } of result.rejected) obs.inc(`${COUNTER.discarded}/${reason}`, count);
+    if (batch.distributorDiscards) for (const { reason, count } of batch.distributorDiscards) obs.inc(`${COUNTER.distributorDiscarded}/${reason}`, count);
+    if (result.firstError !== null) obs.error(now, "rejected", result.firstError);
+    obs.commit();
+  }
+
+  /**
+   * Counts samples the distributor refused when this request sent no batch to any
+   * shard (src/observability/distributor.ts): they are counted here, in the
+   * tenant's shard 0, so that the count survives the Worker isolate.
+   */
+  async recordDistributorDiscards(tenant: string, shard: number, discards: ReasonCount[], firstError: string | null): Promise<void> {
+    this.adopt(tenant, shard);
+    for (const { reason, count } of discards) this.obs.inc(`${COUNTER.distributorDiscarded}/${reason}`, count);
+    if (firstError !== null) this.obs.error(this.clock(), "rejected", firstError);
+    this.obs.commit();
   }
 
   async select(req: SelectRequest): Promise<SelectedSeries[]> {
@@ -180,23 +242,32 @@ export class Ingester extends DurableObject<Env> {
     const rules = rulesOverride ?? { idlePeriodMs: limits.idlePeriodMs, retainPeriodMs: limits.retainPeriodMs };
     try {
       await this.register();
-      const result = await flushHead({ head: this.head, wal: this.wal, bucket: this.bucket, tenant: this.tenant, shard: this.shard }, rules, this.clock(), force);
+      const bucket = countingBucket(this.bucket, this.obs);
+      const result = await flushHead({ head: this.head, wal: this.wal, bucket, tenant: this.tenant, shard: this.shard }, rules, this.clock(), force);
       this.flushes++;
       if (result.block) this.blocksWritten++;
       this.flushFailures = 0;
       this.lastFlushAt = this.clock();
       this.lastFlushError = null;
+      this.obs.inc(COUNTER.flushes);
+      if (result.block) this.obs.inc(COUNTER.blocksFlushed);
+      for (const [reason, n] of Object.entries(result.reasons)) this.obs.inc(`${COUNTER.chunksFlushed}/${reason}`, n ?? 0);
+      this.obs.inc(COUNTER.seriesRemoved, result.seriesDropped);
+      this.obs.commit();
       return result;
     } catch (e) {
       this.flushFailures++;
       this.lastFlushError = `${new Date(this.clock()).toISOString()}: ${(e as Error).message}`;
+      this.obs.inc(COUNTER.flushFailures);
+      this.obs.error(this.clock(), "flush", (e as Error).message);
+      this.obs.commit();
       throw e;
     }
   }
 
   private async register(): Promise<void> {
     if (this.registered || this.tenant === null) return;
-    await registerShard(this.bucket, this.tenant, this.shard);
+    await registerShard(countingBucket(this.bucket, this.obs), this.tenant, this.shard);
     this.registered = true;
     this.wal.setKv("registered", 1);
   }
@@ -208,6 +279,8 @@ export class Ingester extends DurableObject<Env> {
 
   async stats(): Promise<ShardStats> {
     return {
+      tenant: this.tenant,
+      shard: this.shard,
       series: this.head.numSeries,
       chunks: this.head.numChunks(),
       samplesAppended: this.head.samplesAppended,
@@ -223,6 +296,7 @@ export class Ingester extends DurableObject<Env> {
       lastFlushError: this.lastFlushError,
       nextAlarmAt: this.alarmAt,
       shutdown: this.shutdown,
+      observations: this.obs.snapshot(this.clock()),
     };
   }
 }

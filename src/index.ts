@@ -4,7 +4,9 @@
 import { Router, type IRequest } from "itty-router";
 import { handleRemoteWrite } from "./distributor/push";
 import { handleRemoteRead } from "./querier/remote_read";
-import { handleIngesterStatus, handleR2Status } from "./http/status";
+import { handleAllUserStats, handleIngesterStatus, handleR2Status, handleStatusPage, handleUserStats } from "./http/status";
+import { handleMetrics } from "./observability/metrics";
+import { instrumented } from "./observability/requests";
 import { guard } from "./auth/guard";
 import { handleGetRuntimeConfig, handlePutRuntimeConfig, refreshRuntimeConfig } from "./config/runtime";
 import { toResponse } from "./http/respond";
@@ -108,6 +110,15 @@ router
   .get("/loki/api/v1/index/stats", guard("read", lokiIndexStats))
   .get("/loki/api/v1/tail", guard("read", lokiTail));
 
+// The system's own metrics, per-tenant stats and the status page (src/observability/,
+// src/http/status.ts). Admin scope: they show every tenant's counts (user_stats only
+// the caller's tenant, but it is Cortex's admin/distributor API too).
+router
+  .get("/metrics", guard({ scope: "admin", allTenants: everyTenant }, (_req, env) => handleMetrics(env)))
+  .get("/api/v1/user_stats", guard("admin", (_req, env, _ctx, auth) => handleUserStats(env, auth.tenant)))
+  .get("/distributor/all_user_stats", guard({ scope: "admin", allTenants: everyTenant }, (req, env) => handleAllUserStats(req, env)))
+  .get("/status", guard({ scope: "admin", allTenants: everyTenant }, (_req, env) => handleStatusPage(env)));
+
 router.all("*", (req) => new Response(`no route for ${req.method} ${new URL(req.url).pathname}\n`, { status: 404 }));
 
 function methodNotAllowed(allow: string) {
@@ -116,9 +127,10 @@ function methodNotAllowed(allow: string) {
 }
 
 export default {
-  fetch: async (request: Request, env: Env, ctx: ExecutionContext) => {
+  // instrumented: cortex_request_duration_seconds by the route the router matched (src/observability/requests.ts).
+  fetch: instrumented(async (request: Request, env: Env, ctx: ExecutionContext) => {
     // Once per request, before routing: limitsFor() and the browser keys then read the cached copy (10 s TTL).
     await refreshRuntimeConfig(env);
     return router.fetch(request, env, ctx);
-  },
+  }),
 } satisfies ExportedHandler<Env>;

@@ -16,6 +16,7 @@ import { fmix32, hash32, seriesHash } from "./hash";
 import { ringFor } from "./ring";
 import { shardStub } from "./shards";
 import { validateLabels, validateTimestamp } from "./validate";
+import { forwardDistributorDiscards } from "../observability/distributor";
 import { perShardLimit } from "../limits/series";
 import { admitSamples } from "../limits/rate";
 
@@ -39,9 +40,12 @@ export async function handleRemoteWrite(request: Request, env: Env, tenant: stri
   const batches = distribute(write, tenant, limits, Date.now(), outcome);
   // Mimir's ingestion rate limit, on the valid samples, before any shard write: a refused push writes nothing (429).
   await admitSamples(env, tenant, limits, outcome.total - outcome.dropped);
+  // Validation's discards ride with a batch to a shard's persisted counters (src/observability/distributor.ts).
+  const counted = forwardDistributorDiscards(env, tenant, batches, outcome.reasons, outcome.firstError);
   const results = await Promise.all(
     batches.map((batch, shard) => (batch === null ? null : sendToShard(env, tenant, shard, batch))),
   );
+  await counted;
   for (const r of results) {
     if (r === null) continue;
     outcome.written += r.written;

@@ -4,6 +4,7 @@
 
 import type { MetricMetadata, LabelMatcher } from "../proto/types";
 import type { Reason } from "../model/errors";
+import type { ShardObservations } from "../observability/shard";
 
 /** One push's series for one shard. Samples of series i are counts[i] consecutive entries. */
 export interface ShardPush {
@@ -23,6 +24,12 @@ export interface ShardPush {
   maxChunkAgeMs: number;
   /** This shard's share of maxGlobalSeriesPerUser (src/limits/series.ts); absent or 0: no limit. */
   maxSeriesPerShard?: number;
+  /**
+   * Samples the distributor refused in this request, by reason, riding on one of
+   * its shard batches so the counts live in the shard's persisted counters rather
+   * than in one Worker isolate (src/observability/distributor.ts). Absent when none.
+   */
+  distributorDiscards?: ReasonCount[];
 }
 
 export interface ReasonCount {
@@ -55,6 +62,9 @@ export interface SelectRequest {
 }
 
 export interface ShardStats {
+  /** The tenant and shard this object took on at its first write (null before). */
+  tenant: string | null;
+  shard: number;
   series: number;
   chunks: number;
   samplesAppended: number;
@@ -70,4 +80,6 @@ export interface ShardStats {
   lastFlushError: string | null;
   nextAlarmAt: number | null;
   shutdown: boolean;
+  /** Persisted counters, the per-minute history of samples received, recent errors. */
+  observations: ShardObservations;
 }

@@ -1,0 +1,49 @@
+// Distributor-side discards (validation: label rules, too old, too far in the
+// future) outlive the Worker isolate that saw them by riding to a shard of the
+// tenant, whose counters are persisted (src/observability/shard.ts). Counting them
+// in isolate memory would make cortex_discarded_samples_total per isolate: reset
+// whenever Cloudflare recycles the isolate, and split over every isolate serving
+// the tenant, so a scrape (which reaches one isolate) would see a fraction.
+//
+// No extra request in the usual case: the counts are attached to one of the
+// request's own shard batches. Only when validation refused everything (no batch
+// at all) is one small RPC made, to shard 0, and awaited with the request, so the
+// counts are durable before the sender sees the 400.
+
+import type { Reason } from "../model/errors";
+import type { ReasonCount, ShardPush } from "../ingester/rpc";
+import { shardStub } from "../distributor/shards";
+
+/**
+ * Attaches the discards tallied so far to the first batch of the request, or sends
+ * them to shard 0 when there is none. Call after validation and before the batches
+ * are sent; await the promise with the shard writes (it never rejects).
+ */
+export function forwardDistributorDiscards(
+  env: Env,
+  tenant: string,
+  batches: (ShardPush | null)[],
+  reasons: ReadonlyMap<Reason, number>,
+  firstError: string | null,
+): Promise<void> {
+  if (reasons.size === 0) return Promise.resolve();
+  const discards: ReasonCount[] = [];
+  for (const [reason, count] of reasons) if (count > 0) discards.push({ reason, count });
+  if (discards.length === 0) return Promise.resolve();
+  const carrier = batches.find((b) => b !== null);
+  if (carrier) {
+    carrier.distributorDiscards = discards;
+    return Promise.resolve();
+  }
+  return recordDistributorDiscards(env, tenant, discards, firstError);
+}
+
+/** Counts discards in the tenant's shard 0 (for refusals made before any batch exists). Never rejects. */
+export async function recordDistributorDiscards(env: Env, tenant: string, discards: ReasonCount[], firstError: string | null): Promise<void> {
+  try {
+    await shardStub(env, tenant, 0).recordDistributorDiscards(tenant, 0, discards, firstError);
+  } catch (e) {
+    // The answer to the sender does not depend on a counter; the loss is logged.
+    console.error(`could not count ${discards.map((d) => `${d.count} ${d.reason}`).join(", ")} discards of tenant ${tenant}: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,186 @@
+// GET /metrics: the system's own metrics in the Prometheus text format, named as
+// Cortex/Mimir and Loki name theirs where one exists (docs/operations.md lists every
+// one). Two sources, kept apart by their labels:
+//
+// - shard-side (from every shard of every tenant, src/observability/collect.ts):
+//   what was received, discarded (by the shard, and by the distributor, whose
+//   counts ride to a shard: src/observability/distributor.ts), flushed, held in the
+//   head and the WAL. Persisted in each shard's SQLite: monotonic across evictions
+//   and restarts, and the same whichever isolate serves the scrape. No `isolate` label.
+// - Worker-side (this isolate's memory, src/observability/requests.ts): requests by
+//   route and status with their durations, and the querier's R2 reads. Carry an
+//   `isolate` label.
+//
+// A shard's `user`/`tenant` label follows the source system: Cortex's metrics say
+// `user`, Loki's say `tenant`.
+
+import { EXPOSITION_CONTENT_TYPE, Registry } from "./exposition";
+import { collectCluster, type ClusterSnapshot, type LogShardView } from "./collect";
+import { collectRequests, isolate } from "./requests";
+import { COUNTER, type ShardObservations } from "./shard";
+import { r2Ops } from "../storage/blocks";
+import type { ShardStats } from "../ingester/rpc";
+
+export async function handleMetrics(env: Env): Promise<Response> {
+  const snapshot = await collectCluster(env);
+  const reg = new Registry();
+  writeClusterMetrics(reg, snapshot);
+  writeIsolateMetrics(reg);
+  return new Response(reg.render(), { headers: { "Content-Type": EXPOSITION_CONTENT_TYPE, "Cache-Control": "no-store" } });
+}
+
+/** Counters under `${name}/` in a shard's observations, by label value. */
+function labelled(o: ShardObservations | undefined, name: string): [string, number][] {
+  if (!o) return [];
+  const out: [string, number][] = [];
+  const prefix = name + "/";
+  for (const [k, v] of Object.entries(o.counters)) if (k.startsWith(prefix)) out.push([k.slice(prefix.length), v]);
+  return out;
+}
+
+function counter(o: ShardObservations | undefined, key: string): number {
+  return o?.counters[key] ?? 0;
+}
+
+export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void {
+  // Registered up front, in this order, so the exposition reads as the write path does.
+  const received = reg.counter("cortex_distributor_received_samples_total", "The total number of received samples, excluding rejected and deduped samples.");
+  const samplesIn = reg.counter("cortex_distributor_samples_in_total", "The total number of samples that have come in to the distributor, including rejected or deduped samples.");
+  const discarded = reg.counter("cortex_discarded_samples_total", "The total number of samples that were discarded, by reason (by the distributor's validation or by the ingester).");
+  const ingested = reg.counter("cortex_ingester_ingested_samples_total", "The total number of samples ingested (stored), by shard.");
+  const ingestFailures = reg.counter("cortex_ingester_ingested_samples_failures_total", "The total number of samples the ingester refused, by shard.");
+  const pushes = reg.counter("cortex_ingester_pushes_total", "Pushes answered by the ingester shard (accepted in whole or in part).");
+  const pushFailures = reg.counter("cortex_ingester_push_failures_total", "Pushes the ingester shard refused with a retryable error (shut down, head full, WAL write failed).");
+  const memSeries = reg.gauge("cortex_ingester_memory_series", "The current number of series in memory, by shard.");
+  const seriesCreated = reg.counter("cortex_ingester_memory_series_created_total", "The total number of series that were created per user.");
+  const seriesRemoved = reg.counter("cortex_ingester_memory_series_removed_total", "The total number of series that were removed per user.");
+  const memChunks = reg.gauge("cortex_ingester_memory_chunks", "The current number of chunks in memory (open and closed, flushed ones in their retain period included), by shard.");
+  const headBytes = reg.gauge("cortex_ingester_memory_bytes", "Bytes of chunk data and series held in the shard's head (an estimate, recomputed at each flush).");
+  const walRecords = reg.gauge("cortex_ingester_wal_records", "WAL records (one per push) stored since the last checkpoint, by shard.");
+  const walBytes = reg.gauge("cortex_ingester_wal_bytes", "Bytes of WAL records stored since the last checkpoint, by shard.");
+  const checkpointBytes = reg.gauge("cortex_ingester_checkpoint_bytes", "Bytes of the shard's last checkpoint.");
+  const flushes = reg.counter("cortex_ingester_flushes_total", "Flushes of the shard's head to R2 that completed (whether or not they wrote a block).");
+  const flushFailures = reg.counter("cortex_ingester_flush_failures_total", "Flushes that failed (nothing trimmed; retried with backoff).");
+  const blocks = reg.counter("cortex_ingester_flushed_blocks_total", "Blocks the shard wrote to R2.");
+  const chunksFlushed = reg.counter("cortex_ingester_chunks_flushed_total", "Chunks flushed to R2, by reason (closed, idle, forced), as Loki's loki_ingester_chunks_flushed_total.");
+  const lastFlush = reg.gauge("cortex_ingester_last_flush_timestamp_seconds", "When the shard last completed a flush (Unix seconds), since the object last started.");
+  const nextFlush = reg.gauge("cortex_ingester_next_flush_timestamp_seconds", "When the shard's alarm will next check for chunks to flush (Unix seconds).");
+  const shutdown = reg.gauge("cortex_ingester_shutdown", "1 when the shard refuses writes after POST /shutdown.");
+  const users = reg.gauge("cortex_ingester_memory_users", "The current number of tenants with series in memory.");
+
+  const linesReceived = reg.counter("loki_distributor_lines_received_total", "The total number of log lines received, after validation.");
+  const bytesReceived = reg.counter("loki_distributor_bytes_received_total", "The total number of uncompressed line bytes received, after validation.");
+  const lokiDiscarded = reg.counter("loki_discarded_samples_total", "The total number of log entries discarded, by reason.");
+  const lokiDiscardedBytes = reg.counter("loki_discarded_bytes_total", "The total number of bytes of log entries discarded, by reason.");
+  const streams = reg.gauge("loki_ingester_memory_streams", "The current number of log streams in memory, by shard.");
+  const logChunks = reg.gauge("loki_ingester_memory_chunks", "The current number of log chunks in memory, by shard.");
+  const logHeadBytes = reg.gauge("loki_ingester_memory_bytes", "Bytes held in the log shard's head.");
+  const logWalBytes = reg.gauge("loki_ingester_wal_bytes", "Bytes of the log shard's WAL since its last checkpoint.");
+  const logFlushes = reg.counter("loki_ingester_flushes_total", "Flushes of the log shard's head to R2 that completed.");
+  const logFlushFailures = reg.counter("loki_ingester_flush_failures_total", "Flushes of the log shard that failed.");
+  const logChunksFlushed = reg.counter("loki_ingester_chunks_flushed_total", "Log chunks flushed to R2, by reason.");
+
+  const r2 = reg.counter("cortex_r2_operations_total", "R2 calls, by operation; component=ingester|log-ingester are the shards' (persisted), querier is this isolate's reads.");
+  const r2Failures = reg.counter("cortex_r2_operation_failures_total", "R2 calls that failed, by operation.");
+  const r2Written = reg.counter("cortex_r2_written_bytes_total", "Bytes written to R2 by the shards.");
+  const collectFailures = reg.gauge("edge_ingester_metrics_collection_failed_shards", "Shards that did not answer this scrape (their series are missing from it), by kind.");
+  const tenantsGauge = reg.gauge("edge_ingester_tenants", "Tenants listed in R2 (each has written at least once).");
+
+  let activeUsers = 0;
+  tenantsGauge.set({}, snap.tenants.length);
+  for (const t of snap.tenants) {
+    const user = { user: t.tenant };
+    const tenant = { tenant: t.tenant };
+    let userHasSeries = false;
+    for (const sh of t.shards) {
+      const m: ShardStats | null = sh.metrics;
+      if (m !== null) {
+        const o = m.observations;
+        const at = { user: t.tenant, shard: String(sh.shard) };
+        const rec = counter(o, COUNTER.samplesReceived);
+        received.add(user, rec);
+        let inTotal = rec;
+        for (const [reason, n] of labelled(o, COUNTER.distributorDiscarded)) {
+          discarded.add({ user: t.tenant, reason }, n);
+          inTotal += n;
+        }
+        samplesIn.add(user, inTotal);
+        let failed = 0;
+        for (const [reason, n] of labelled(o, COUNTER.discarded)) {
+          discarded.add({ user: t.tenant, reason }, n);
+          failed += n;
+        }
+        ingested.add(at, counter(o, COUNTER.samplesIngested));
+        ingestFailures.add(at, failed);
+        pushes.add(at, counter(o, COUNTER.pushes));
+        pushFailures.add(at, counter(o, COUNTER.pushFailures));
+        memSeries.set(at, m.series);
+        if (m.series > 0) userHasSeries = true;
+        seriesCreated.add(user, counter(o, COUNTER.seriesCreated));
+        seriesRemoved.add(user, counter(o, COUNTER.seriesRemoved));
+        memChunks.set(at, m.chunks);
+        headBytes.set(at, m.headBytes);
+        walRecords.set(at, m.walRecords);
+        walBytes.set(at, m.walBytes);
+        checkpointBytes.set(at, m.checkpointBytes);
+        flushes.add(at, counter(o, COUNTER.flushes));
+        flushFailures.add(at, counter(o, COUNTER.flushFailures));
+        blocks.add(at, counter(o, COUNTER.blocksFlushed));
+        for (const [reason, n] of labelled(o, COUNTER.chunksFlushed)) chunksFlushed.add({ user: t.tenant, reason }, n);
+        if (m.lastFlushAt !== null) lastFlush.set(at, m.lastFlushAt / 1000);
+        if (m.nextAlarmAt !== null) nextFlush.set(at, m.nextAlarmAt / 1000);
+        shutdown.set(at, m.shutdown ? 1 : 0);
+        writeR2(o, "ingester");
+      }
+      const l: LogShardView | null = sh.logs;
+      if (l !== null) {
+        const o = l.observations;
+        const at = { tenant: t.tenant, shard: String(sh.shard) };
+        linesReceived.add(tenant, counter(o, COUNTER.linesReceived));
+        bytesReceived.add(tenant, counter(o, COUNTER.bytesReceived));
+        for (const name of [COUNTER.discardedLines, COUNTER.distributorDiscardedLines]) {
+          for (const [reason, n] of labelled(o, name)) lokiDiscarded.add({ tenant: t.tenant, reason }, n);
+        }
+        for (const name of [COUNTER.discardedBytes, COUNTER.distributorDiscardedBytes]) {
+          for (const [reason, n] of labelled(o, name)) lokiDiscardedBytes.add({ tenant: t.tenant, reason }, n);
+        }
+        if (typeof l.streams === "number") streams.set(at, l.streams);
+        if (typeof l.chunks === "number") logChunks.set(at, l.chunks);
+        if (typeof l.headBytes === "number") logHeadBytes.set(at, l.headBytes);
+        if (typeof l.walBytes === "number") logWalBytes.set(at, l.walBytes);
+        if (o) {
+          logFlushes.add(at, counter(o, COUNTER.flushes));
+          logFlushFailures.add(at, counter(o, COUNTER.flushFailures));
+          for (const [reason, n] of labelled(o, COUNTER.chunksFlushed)) logChunksFlushed.add({ tenant: t.tenant, reason }, n);
+        }
+        writeR2(o, "log-ingester");
+      }
+    }
+    if (userHasSeries) activeUsers++;
+  }
+  users.set({}, activeUsers);
+  collectFailures.set({ kind: "metrics" }, snap.failures.metrics);
+  collectFailures.set({ kind: "logs" }, snap.failures.logs);
+
+  function writeR2(o: ShardObservations | undefined, component: string): void {
+    for (const [op, n] of labelled(o, COUNTER.r2Ops)) r2.add({ component, op }, n);
+    for (const [op, n] of labelled(o, COUNTER.r2Failures)) r2Failures.add({ component, op }, n);
+    const written = counter(o, COUNTER.r2BytesWritten);
+    if (written > 0) r2Written.add({ component }, written);
+  }
+}
+
+/**
+ * This isolate's own counts. Of the isolate's R2 calls only reads (get, list) are
+ * the querier's: puts and deletes are made by shards (counted there), and in
+ * workerd a shard may share the Worker's isolate, so reporting them here would
+ * count them twice.
+ */
+export function writeIsolateMetrics(reg: Registry): void {
+  collectRequests(reg);
+  const id = isolate();
+  const r2 = reg.counter("cortex_r2_operations_total", "");
+  r2.add({ component: "querier", op: "get", isolate: id }, r2Ops.gets);
+  r2.add({ component: "querier", op: "list", isolate: id }, r2Ops.lists);
+  reg.counter("cortex_r2_read_bytes_total", "Bytes read from R2 by this isolate's queries.").add({ component: "querier", isolate: id }, r2Ops.bytesRead);
+}

@@ -1,0 +1,421 @@
+// GET /metrics, the per-tenant stats API and the status page, inside workerd with
+// the real Durable Objects and R2: the exposition parses (a strict parser below),
+// counters move by exactly what was pushed and discarded (by the distributor and by
+// the shards), and they survive the eviction of every shard.
+
+import { describe, expect, it } from "vitest";
+import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:test";
+import { pushV1, type TestSeries } from "./helpers";
+import { shardStub } from "../../src/distributor/shards";
+import { DEFAULT_LIMITS } from "../../src/config/limits";
+import { EXPOSITION_CONTENT_TYPE, Registry, formatValue } from "../../src/observability/exposition";
+import { routeLabel } from "../../src/observability/requests";
+import { listBlocks } from "../../src/storage/blocks";
+
+const NOW = Date.now();
+
+// ---------------------------------------------------------------------------------
+// A strict reader of the text format 0.0.4: every rule our writer must follow.
+// ---------------------------------------------------------------------------------
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+interface ParsedFamily {
+  name: string;
+  type: string;
+  help: string;
+  samples: Sample[];
+}
+
+function unescapeHelp(s: string): string {
+  return s.replace(/\\(.)/g, (_, c: string) => {
+    if (c === "n") return "\n";
+    if (c === "\\") return "\\";
+    throw new Error(`invalid escape \\${c} in HELP`);
+  });
+}
+
+function parseLabels(text: string, line: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  let i = 0;
+  while (i < text.length) {
+    const m = /^([a-zA-Z_][a-zA-Z0-9_]*)="/.exec(text.slice(i));
+    if (!m) throw new Error(`bad label at ${JSON.stringify(text.slice(i))} in ${line}`);
+    i += m[0].length;
+    let v = "";
+    for (;;) {
+      if (i >= text.length) throw new Error(`unterminated label value in ${line}`);
+      const c = text[i];
+      if (c === '"') break;
+      if (c === "\n") throw new Error("raw newline in label value");
+      if (c === "\\") {
+        const n = text[i + 1];
+        if (n === "n") v += "\n";
+        else if (n === "\\" || n === '"') v += n;
+        else throw new Error(`invalid escape \\${n} in ${line}`);
+        i += 2;
+      } else {
+        v += c;
+        i++;
+      }
+    }
+    i++;
+    if (m[1] in labels) throw new Error(`duplicate label ${m[1]} in ${line}`);
+    labels[m[1]] = v;
+    if (text[i] === ",") i++;
+    else if (i !== text.length) throw new Error(`expected , after label in ${line}`);
+  }
+  return labels;
+}
+
+function parseValue(s: string): number {
+  if (s === "+Inf") return Infinity;
+  if (s === "-Inf") return -Infinity;
+  if (s === "NaN") return NaN;
+  if (!/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(s)) throw new Error(`bad value ${s}`);
+  return Number(s);
+}
+
+function parseStrict(text: string): Map<string, ParsedFamily> {
+  expect(text.endsWith("\n")).toBe(true);
+  const families = new Map<string, ParsedFamily>();
+  const closed = new Set<string>();
+  const seen = new Set<string>();
+  let current: ParsedFamily | null = null;
+  let pendingHelp: { name: string; help: string } | null = null;
+  for (const line of text.slice(0, -1).split("\n")) {
+    let m: RegExpExecArray | null;
+    if ((m = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line))) {
+      if (current) closed.add(current.name);
+      current = null;
+      pendingHelp = { name: m[1], help: unescapeHelp(m[2]) };
+      continue;
+    }
+    if ((m = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line))) {
+      if (families.has(m[1]) || closed.has(m[1])) throw new Error(`family ${m[1]} declared twice`);
+      if (pendingHelp?.name !== m[1]) throw new Error(`TYPE ${m[1]} without its HELP just before`);
+      current = { name: m[1], type: m[2], help: pendingHelp.help, samples: [] };
+      families.set(m[1], current);
+      pendingHelp = null;
+      continue;
+    }
+    if (line.startsWith("#")) throw new Error(`unexpected comment ${line}`);
+    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`bad sample line ${JSON.stringify(line)}`);
+    if (!current) throw new Error(`sample ${m[1]} outside a family`);
+    const allowed = current.type === "histogram" ? [`${current.name}_bucket`, `${current.name}_sum`, `${current.name}_count`] : [current.name];
+    if (!allowed.includes(m[1])) throw new Error(`sample ${m[1]} in family ${current.name}`);
+    const labels = parseLabels(m[2] ?? "", line);
+    const key = m[1] + JSON.stringify(Object.entries(labels).sort());
+    if (seen.has(key)) throw new Error(`duplicate sample ${line}`);
+    seen.add(key);
+    current.samples.push({ name: m[1], labels, value: parseValue(m[3]) });
+  }
+  for (const f of families.values()) {
+    if (f.type === "counter") expect(f.name.endsWith("_total"), f.name).toBe(true);
+    if (f.type === "histogram") checkHistogram(f);
+  }
+  return families;
+}
+
+/** Buckets ascend in le, counts never decrease, +Inf equals _count. */
+function checkHistogram(f: ParsedFamily): void {
+  const groups = new Map<string, Sample[]>();
+  for (const s of f.samples) {
+    const { le, ...rest } = s.labels;
+    const k = JSON.stringify(Object.entries(rest).sort());
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k)!.push({ ...s, labels: s.name.endsWith("_bucket") ? { le } : {} });
+  }
+  for (const samples of groups.values()) {
+    const buckets = samples.filter((s) => s.name.endsWith("_bucket"));
+    let prevLe = -Infinity;
+    let prev = 0;
+    for (const b of buckets) {
+      const le = parseValue(b.labels.le);
+      expect(le).toBeGreaterThan(prevLe);
+      expect(b.value).toBeGreaterThanOrEqual(prev);
+      prevLe = le;
+      prev = b.value;
+    }
+    expect(buckets[buckets.length - 1].labels.le).toBe("+Inf");
+    const count = samples.find((s) => s.name.endsWith("_count"))!;
+    expect(count.value).toBe(prev);
+    expect(samples.some((s) => s.name.endsWith("_sum"))).toBe(true);
+  }
+}
+
+function value(families: Map<string, ParsedFamily>, name: string, labels: Record<string, string> = {}): number {
+  const f = families.get(name.replace(/_(bucket|sum|count)$/, "")) ?? families.get(name);
+  if (!f) return 0;
+  let sum = 0;
+  for (const s of f.samples) if (s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)) sum += s.value;
+  return sum;
+}
+
+async function scrape(): Promise<Map<string, ParsedFamily>> {
+  const res = await SELF.fetch("http://x/metrics");
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  expect(res.headers.get("Content-Type")).toBe(EXPOSITION_CONTENT_TYPE);
+  return parseStrict(text);
+}
+
+/** Scrapes until the tenant's shards are listed (each registers in R2 at its first write, not awaited by the push). */
+async function scrapeWithTenant(tenant: string): Promise<Map<string, ParsedFamily>> {
+  for (let i = 0; i < 100; i++) {
+    const f = await scrape();
+    if (f.get("cortex_distributor_received_samples_total")?.samples.some((s) => s.labels.user === tenant)) return f;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`tenant ${tenant} never appeared in /metrics`);
+}
+
+function series(n: number, prefix: string, t: number): TestSeries[] {
+  return Array.from({ length: n }, (_, i) => ({ labels: { __name__: `${prefix}_metric`, idx: String(i) }, samples: [[t, i], [t + 1000, i + 1], [t + 2000, i + 2]] }));
+}
+
+// ---------------------------------------------------------------------------------
+
+describe("exposition format", () => {
+  it("escapes label values and HELP, writes TYPE lines, sums repeated label sets and lays out histograms", () => {
+    const reg = new Registry();
+    reg.counter("demo_requests_total", 'Requests with "quotes", a back\\slash\nand a newline.').add({ path: 'a"b\\c\nd' }, 2).add({ path: 'a"b\\c\nd' }, 3);
+    reg.gauge("demo_temperature", "A gauge.").set({}, -1.5);
+    reg.histogram("demo_seconds", "A histogram.", [0.1, 1]).observeMany({ route: "x" }, [1, 2, 3], 9.5, 6);
+    reg.counter("demo_empty_total", "Never written: left out.");
+    const text = reg.render();
+    expect(text).toBe(
+      [
+        '# HELP demo_requests_total Requests with "quotes", a back\\\\slash\\nand a newline.',
+        "# TYPE demo_requests_total counter",
+        'demo_requests_total{path="a\\"b\\\\c\\nd"} 5',
+        "# HELP demo_temperature A gauge.",
+        "# TYPE demo_temperature gauge",
+        "demo_temperature -1.5",
+        "# HELP demo_seconds A histogram.",
+        "# TYPE demo_seconds histogram",
+        'demo_seconds_bucket{route="x",le="0.1"} 1',
+        'demo_seconds_bucket{route="x",le="1"} 3',
+        'demo_seconds_bucket{route="x",le="+Inf"} 6',
+        'demo_seconds_sum{route="x"} 9.5',
+        'demo_seconds_count{route="x"} 6',
+        "",
+      ].join("\n"),
+    );
+    const f = parseStrict(text);
+    expect(f.get("demo_requests_total")!.help).toBe('Requests with "quotes", a back\\slash\nand a newline.');
+    expect(f.get("demo_requests_total")!.samples[0].labels.path).toBe('a"b\\c\nd');
+    expect(f.has("demo_empty_total")).toBe(false);
+    expect([formatValue(NaN), formatValue(Infinity), formatValue(-Infinity), formatValue(1e21)]).toEqual(["NaN", "+Inf", "-Inf", "1e+21"]);
+  });
+
+  it("refuses names the format does not allow and counters without _total", () => {
+    const reg = new Registry();
+    expect(() => reg.counter("requests", "x")).toThrow(/_total/);
+    expect(() => reg.gauge("9lives", "x")).toThrow(/invalid metric name/);
+    expect(() => reg.gauge("ok", "x").set({ "bad-name": "v" }, 1)).toThrow(/invalid label name/);
+    expect(() => reg.gauge("ok2", "x").set({ __reserved: "v" }, 1)).toThrow(/invalid label name/);
+  });
+
+  it("names routes as Cortex's middleware does", () => {
+    expect(routeLabel("/api/v1/push")).toBe("api_v1_push");
+    expect(routeLabel("/api/v1/label/:name/values")).toBe("api_v1_label_name_values");
+    expect(routeLabel("/loki/api/v1/query_range")).toBe("loki_api_v1_query_range");
+    expect(routeLabel("/")).toBe("root");
+    expect(routeLabel("*")).toBe("other");
+    expect(routeLabel(undefined)).toBe("other");
+  });
+});
+
+describe("GET /metrics", () => {
+  const tenant = "obs-exact";
+  const fresh = series(10, "fresh", NOW - 60_000);
+
+  it("counts received and discarded samples exactly, by reason, whichever side discarded them", async () => {
+    // 30 valid samples.
+    expect((await pushV1(fresh, { tenant })).status).toBe(204);
+    // 2 valid samples ride with 3 refused for an invalid label name and 1 too old
+    // (the distributor's discards travel with the batch).
+    const mixed: TestSeries[] = [
+      { labels: { __name__: "mixed_ok", a: "1" }, samples: [[NOW - 5000, 1], [NOW - 4000, 2]] },
+      { labels: { __name__: "mixed_bad", "0bad": "x" }, samples: [[NOW - 5000, 1], [NOW - 4000, 2], [NOW - 3000, 3]] },
+      { labels: { __name__: "mixed_old", a: "2" }, samples: [[NOW - 30 * 86_400_000, 1]] },
+    ];
+    expect((await pushV1(mixed, { tenant })).status).toBe(400);
+    // Everything refused by validation: no batch at all, the counts go to shard 0 on their own.
+    expect((await pushV1([{ labels: { job: "no-name" }, samples: [[NOW - 5000, 1], [NOW - 4000, 2]] }], { tenant })).status).toBe(400);
+    // Refused by the shards: one sample older than its series' newest, one new value for an existing timestamp.
+    const ooo: TestSeries[] = [
+      { labels: { __name__: "fresh_metric", idx: "0" }, samples: [[NOW - 60_000 - 500, 7]] },
+      { labels: { __name__: "fresh_metric", idx: "1" }, samples: [[NOW - 60_000 + 2000, 99]] },
+    ];
+    expect((await pushV1(ooo, { tenant })).status).toBe(400);
+
+    const f = await scrapeWithTenant(tenant);
+    const user = { user: tenant };
+    expect(value(f, "cortex_distributor_received_samples_total", user)).toBe(34);
+    expect(value(f, "cortex_distributor_samples_in_total", user)).toBe(40);
+    expect(value(f, "cortex_ingester_ingested_samples_total", user)).toBe(32);
+    expect(value(f, "cortex_ingester_ingested_samples_failures_total", user)).toBe(2);
+    const discarded = (reason: string) => value(f, "cortex_discarded_samples_total", { user: tenant, reason });
+    expect(discarded("label_name_invalid")).toBe(3);
+    expect(discarded("sample_too_old")).toBe(1);
+    expect(discarded("missing_metric_name")).toBe(2);
+    expect(discarded("sample_out_of_order")).toBe(1);
+    expect(discarded("new_value_for_timestamp")).toBe(1);
+    expect(value(f, "cortex_discarded_samples_total", user)).toBe(8);
+    expect(value(f, "cortex_ingester_memory_series", user)).toBe(11);
+    expect(value(f, "cortex_ingester_memory_series_created_total", user)).toBe(11);
+    expect(f.get("cortex_ingester_memory_series")!.samples.filter((s) => s.labels.user === tenant).map((s) => s.labels.shard).sort()).toEqual(["0", "1", "2", "3"]);
+    expect(value(f, "cortex_ingester_wal_records", user)).toBeGreaterThanOrEqual(3);
+    expect(value(f, "cortex_ingester_wal_bytes", user)).toBeGreaterThan(0);
+  });
+
+  it("keeps every counter across the eviction of every shard, and counts on from there", async () => {
+    const before = await scrapeWithTenant(tenant);
+    for (let s = 0; s < DEFAULT_LIMITS.shards; s++) await evictDurableObject(shardStub(env, tenant, s));
+    const after = await scrapeWithTenant(tenant);
+    for (const name of [
+      "cortex_distributor_received_samples_total",
+      "cortex_distributor_samples_in_total",
+      "cortex_discarded_samples_total",
+      "cortex_ingester_ingested_samples_total",
+      "cortex_ingester_memory_series_created_total",
+      "cortex_ingester_pushes_total",
+    ]) {
+      const mine = (fam: Map<string, ParsedFamily>) => fam.get(name)!.samples.filter((s) => s.labels.user === tenant);
+      expect(mine(after), name).toEqual(mine(before));
+    }
+    // Replayed from the WAL: the head is back too.
+    expect(value(after, "cortex_ingester_memory_series", { user: tenant })).toBe(11);
+
+    expect((await pushV1(series(10, "fresh", NOW - 50_000), { tenant })).status).toBe(204);
+    const later = await scrape();
+    expect(value(later, "cortex_distributor_received_samples_total", { user: tenant })).toBe(34 + 30);
+    expect(value(later, "cortex_discarded_samples_total", { user: tenant })).toBe(8);
+  });
+
+  it("counts requests by route and status code in this isolate", async () => {
+    const before = await scrape();
+    const labels = (status: string) => ({ method: "POST", route: "api_v1_push", status_code: status });
+    for (let i = 0; i < 3; i++) expect((await pushV1(series(2, "req", NOW - 40_000 + i * 10_000), { tenant: "obs-requests" })).status).toBe(204);
+    expect((await pushV1([{ labels: { job: "x" }, samples: [[NOW, 1]] }], { tenant: "obs-requests" })).status).toBe(400);
+    expect((await SELF.fetch("http://x/no/such/route")).status).toBe(404);
+    const after = await scrape();
+    const delta = (name: string, l: Record<string, string>) => value(after, name, l) - value(before, name, l);
+    expect(delta("cortex_request_duration_seconds_count", labels("204"))).toBe(3);
+    expect(delta("cortex_request_duration_seconds_count", labels("400"))).toBe(1);
+    expect(delta("cortex_request_duration_seconds_bucket", { ...labels("204"), le: "+Inf" })).toBe(3);
+    expect(delta("cortex_request_duration_seconds_count", { route: "other", status_code: "404" })).toBe(1);
+    // One isolate label across the scrapes, on every Worker-side series.
+    const isolates = new Set(after.get("cortex_request_duration_seconds")!.samples.map((s) => s.labels.isolate));
+    expect(isolates.size).toBe(1);
+    expect([...isolates][0]).toMatch(/^[0-9a-f]{8}$/);
+  });
+
+  it("counts flushes, blocks and R2 calls in the shards, and a failed flush with its error", async () => {
+    const t = "obs-flush";
+    expect((await pushV1(series(20, "flushme", NOW - 30_000), { tenant: t })).status).toBe(204);
+    const flush = await SELF.fetch("http://x/flush", { method: "POST", headers: { "X-Scope-OrgID": t } });
+    expect(flush.status).toBe(204);
+    const blocks = await listBlocks(env.BLOCKS, t, -Infinity, Infinity);
+    expect(blocks.length).toBeGreaterThan(0);
+    let f = await scrapeWithTenant(t);
+    expect(value(f, "cortex_ingester_flushed_blocks_total", { user: t })).toBe(blocks.length);
+    expect(value(f, "cortex_ingester_chunks_flushed_total", { user: t, reason: "forced" })).toBe(20);
+    expect(value(f, "cortex_ingester_flush_failures_total", { user: t })).toBe(0);
+    expect(value(f, "cortex_r2_operations_total", { component: "ingester", op: "put" })).toBeGreaterThanOrEqual(blocks.length);
+    expect(value(f, "cortex_r2_written_bytes_total", { component: "ingester" })).toBeGreaterThanOrEqual(blocks.reduce((n, b) => n + b.size, 0));
+
+    // R2 refuses: the failure is counted, and the error kept for the status page.
+    expect((await pushV1(series(20, "flushme", NOW - 20_000), { tenant: t })).status).toBe(204);
+    for (let s = 0; s < DEFAULT_LIMITS.shards; s++) {
+      await runInDurableObject(shardStub(env, t, s), (inst: unknown) => {
+        const i = inst as { bucket: R2Bucket };
+        const real = i.bucket;
+        i.bucket = new Proxy(real, {
+          get(target, prop) {
+            if (prop === "put") return async () => { throw new Error("injected R2 outage"); };
+            const v = Reflect.get(target, prop) as unknown;
+            return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          },
+        });
+      });
+    }
+    expect((await SELF.fetch("http://x/flush", { method: "POST", headers: { "X-Scope-OrgID": t } })).status).toBe(503);
+    // /flush answers at the first shard's failure; the others fail on their own time.
+    const shardsWithData = f.get("cortex_ingester_memory_series")!.samples.filter((s) => s.labels.user === t && s.value > 0).length;
+    for (let i = 0; i < 100; i++) {
+      f = await scrape();
+      if (value(f, "cortex_ingester_flush_failures_total", { user: t }) >= shardsWithData) break;
+    }
+    expect(value(f, "cortex_ingester_flush_failures_total", { user: t })).toBe(shardsWithData);
+    expect(value(f, "cortex_r2_operation_failures_total", { component: "ingester", op: "put" })).toBeGreaterThanOrEqual(shardsWithData);
+    const page = await (await SELF.fetch("http://x/status")).text();
+    expect(page).toContain("injected R2 outage");
+    expect(page).toContain("flush failing");
+  });
+});
+
+describe("per-tenant stats", () => {
+  it("GET /api/v1/user_stats answers Cortex's UserStats for the request's tenant", async () => {
+    const tenant = "obs-stats";
+    expect((await pushV1(series(7, "stats", NOW - 10_000), { tenant })).status).toBe(204);
+    const res = await SELF.fetch("http://x/api/v1/user_stats", { headers: { "X-Scope-OrgID": tenant } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, number>;
+    expect(Object.keys(body).sort()).toEqual(["APIIngestionRate", "RuleIngestionRate", "ingestionRate", "numSeries"]);
+    expect(body.numSeries).toBe(7);
+    // 21 samples this minute: between 21/60 (a full minute back in the window) and 21/60 + the previous minute's.
+    expect(body.ingestionRate).toBeGreaterThan(0);
+    expect(body.APIIngestionRate).toBe(body.ingestionRate);
+    expect(body.RuleIngestionRate).toBe(0);
+  });
+
+  it("GET /distributor/all_user_stats lists every tenant with series per shard, as JSON or an HTML table", async () => {
+    const tenant = "obs-all-stats";
+    expect((await pushV1(series(5, "allstats", NOW - 10_000), { tenant })).status).toBe(204);
+    type Row = { userID: string; stats: { numSeries: number }; shards: { shard: number; numSeries: number }[] };
+    let rows: Row[] = [];
+    for (let i = 0; i < 100 && !rows.some((r) => r.userID === tenant); i++) {
+      const res = await SELF.fetch("http://x/distributor/all_user_stats");
+      expect(res.status).toBe(200);
+      rows = (await res.json()) as Row[];
+    }
+    const mine = rows.find((r) => r.userID === tenant)!;
+    expect(mine.stats.numSeries).toBe(5);
+    expect(mine.shards.map((s) => s.shard)).toEqual([0, 1, 2, 3]);
+    expect(mine.shards.reduce((n, s) => n + s.numSeries, 0)).toBe(5);
+    // Sorted by series, most first, as Cortex sorts them.
+    for (let i = 1; i < rows.length; i++) expect(rows[i - 1].stats.numSeries).toBeGreaterThanOrEqual(rows[i].stats.numSeries);
+
+    const html = await SELF.fetch("http://x/distributor/all_user_stats", { headers: { Accept: "text/html,application/xhtml+xml" } });
+    expect(html.headers.get("Content-Type")).toMatch(/^text\/html/);
+    const text = await html.text();
+    expect(text).toContain("<table>");
+    expect(text).toContain(`<td>${tenant}</td>`);
+  });
+});
+
+describe("GET /status", () => {
+  it("renders tenants, a row per shard and the ingestion chart", async () => {
+    const tenant = "obs-status";
+    expect((await pushV1(series(4, "status", NOW - 10_000), { tenant })).status).toBe(204);
+    let html = "";
+    for (let i = 0; i < 100 && !html.includes(`data-tenant="${tenant}"`); i++) {
+      const res = await SELF.fetch("http://x/status");
+      expect(res.status).toBe(200);
+      expect(res.headers.get("Content-Type")).toBe("text/html; charset=utf-8");
+      html = await res.text();
+    }
+    expect(html).toContain(`<tr class="tenant-row" data-tenant="${tenant}">`);
+    for (let s = 0; s < 4; s++) expect(html).toContain(`<tr class="shard-row" data-tenant="${tenant}" data-shard="${s}">`);
+    expect(html).toMatch(/<svg id="rate-chart"[^>]*>[\s\S]*<path class="series" d="M[\d.]+,[\d.]+(L[\d.]+,[\d.]+){59}"/);
+    // No external assets.
+    expect(html).not.toMatch(/<(link|img)\b|src="http|href="http/);
+  });
+});
