@@ -27,6 +27,9 @@ export default defineConfig({
                   rl_small: { ingestionRate: 100, ingestionBurstSize: 500 },
                   rl_logs: { logIngestionRateBytes: 1000, logIngestionBurstBytes: 4000 },
                   series_small: { maxGlobalSeriesPerUser: 8, shards: 2 },
+                  // test/worker/loki_push.test.ts: a browser page's tenant, and one refusing sendBeacon bodies.
+                  browser: { corsAllowedOrigins: ["http://localhost:5173"], allowBeaconPush: 1 },
+                  nobeacon: { allowBeaconPush: 0 },
                 }),
               },
             },

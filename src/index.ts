@@ -17,6 +17,8 @@ import { handleLabelNames, handleLabelValues, handleSeries } from "./querier/api
 import { handleMetadata } from "./querier/api/metadata";
 import { handleBuildInfo } from "./querier/api/buildinfo";
 import { handleLokiPush } from "./distributor/logs/push";
+import { withTenantParam } from "./distributor/logs/tenant";
+import { handlePushPreflight, withPushCors } from "./http/cors";
 import { lokiIndexStats, lokiLabelValues, lokiLabels, lokiQuery, lokiQueryRange, lokiSeries, lokiTail } from "./querier/loki/routes";
 
 export { Ingester } from "../durable-objects/ingester";
@@ -93,11 +95,18 @@ for (const p of ["/api/v1", "/prometheus/api/v1"]) {
 }
 
 // Loki: push (src/distributor/logs/) and the query API (src/querier/loki/).
+// Pushes run under CORS (src/http/cors.ts): browser pages may push, and read the answer;
+// `?tenant=` stands in for X-Scope-OrgID (sendBeacon cannot set headers) before guard() checks it.
+const lokiPushGuarded = guard({ scope: "write", browserKeys: true }, (req, env, _ctx, auth) => handleLokiPush(req, env, auth.tenant));
+const lokiPush = (req: IRequest, env: Env, ctx: ExecutionContext) => withPushCors(req, env, () => lokiPushGuarded(withTenantParam(req), env, ctx));
 router
   // Browser keys (Bearer or ?key=, bound to a tenant and origins) are accepted here and nowhere else.
-  .post("/loki/api/v1/push", guard({ scope: "write", browserKeys: true }, (req, env, _ctx, auth) => handleLokiPush(req, env, auth.tenant)))
-  .post("/api/prom/push", guard({ scope: "write", browserKeys: true }, (req, env, _ctx, auth) => handleLokiPush(req, env, auth.tenant)))
-  .all("/loki/api/v1/push", methodNotAllowed("POST"))
+  .post("/loki/api/v1/push", lokiPush)
+  .post("/api/prom/push", lokiPush)
+  .options("/loki/api/v1/push", (req, env) => handlePushPreflight(req, env))
+  .options("/api/prom/push", (req, env) => handlePushPreflight(req, env))
+  .all("/loki/api/v1/push", methodNotAllowed("POST, OPTIONS"))
+  .all("/api/prom/push", methodNotAllowed("POST, OPTIONS"))
   .get("/loki/api/v1/query", guard("read", lokiQuery))
   .post("/loki/api/v1/query", guard("read", lokiQuery))
   .get("/loki/api/v1/query_range", guard("read", lokiQueryRange))

@@ -193,3 +193,13 @@ function positiveInt(s: string, name: string): number {
   if (!Number.isInteger(n) || n < 1 || n > 1024) throw new Error(`${name} must be an integer from 1 to 1024, got "${s}"`);
   return n;
 }
+
+/**
+ * Every source's parsed overrides (LIMITS, then the runtime config), each {"*": {...},
+ * "<tenant>": {...}}: for settings read across tenants, such as the CORS preflight,
+ * which names no tenant (src/http/cors.ts).
+ */
+export function limitOverrides(env: { SHARDS?: string; LIMITS?: string }): readonly Readonly<Overrides>[] {
+  limitsFor(env, "*"); // re-parses LIMITS when it changed
+  return [cachedOverrides, runtimeOverrides];
+}
