@@ -5,13 +5,17 @@
 import { HttpError } from "../../http/errors";
 import type { FlatLabels } from "../../model/labels";
 import type { NsTime } from "../../model/logtime";
-import type { Direction, LogStreamData } from "../../model/logs";
+import type { Direction } from "../../model/logs";
 import type { LabelMatcher } from "../../proto/types";
+import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../../model/concurrency";
 import { LogQLParseError, type LogExpr, type LogQLExpr } from "../logql/ast";
+import { evalLogQL } from "../logql/engine";
 import { parseLogQL } from "../logql/parse";
+import { logIndexStats, logLabelNames, logLabelValues, logSeries, type LogIndexQuery, type LogIndexStats } from "../logs/select";
 import { LabelsBuilder, labelsString } from "../logql/pipeline/labels";
 import { compilePipeline } from "../logql/pipeline/pipeline";
-import { LogQLEvalError } from "../logql/result";
+import { LogQLEvalError, type LokiQueryData } from "../logql/result";
+import { selectLogs } from "../logs/select";
 
 export interface ParsedQuery {
   /** "log": a stream selector with a pipeline (streams result); "metric": a sample expression. */
@@ -31,19 +35,15 @@ export interface EvalOptions {
   limit: number;
   direction: Direction;
   maxSeries: number;
+  /** Loki's X-Loki-Response-Encoding-Flags: categorize-labels (Grafana sends it). */
+  categorizeLabels: boolean;
 }
 
 /** Loki's `data` object, JSON-ready: {resultType, result} (the caller adds `stats` when absent). */
-export interface QueryData {
-  resultType: "streams" | "matrix" | "vector" | "scalar";
-  result: unknown;
-  stats?: unknown;
-}
+export type QueryData = LokiQueryData & { stats?: unknown };
 
 /** A log pipeline as live tail applies it: the entry kept (maybe rewritten, labels maybe extended) or null. */
 export type TailPipeline = (labels: FlatLabels, line: string, tsMs: number, tsNs: number, metadata: FlatLabels | null) => { labels: FlatLabels; line: string } | null;
-
-const notBuilt = (what: string): HttpError => new HttpError(501, `${what} is not built yet`);
 
 /** Parses LogQL; a bad query is Loki's 400 with the parser's message ("parse error at line 1, col 5: ..."). */
 export function parseQuery(query: string): ParsedQuery {
@@ -64,8 +64,26 @@ export function clientError(e: unknown): HttpError | null {
   return null;
 }
 
-export async function evalQuery(_env: Env, _tenant: string, _q: ParsedQuery, _opts: EvalOptions): Promise<QueryData> {
-  throw notBuilt("the LogQL engine");
+/** Runs a parsed query with the LogQL engine over the tenant's log store (one gate of 6 subrequests per query). */
+export async function evalQuery(env: Env, tenant: string, q: ParsedQuery, o: EvalOptions): Promise<QueryData> {
+  const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
+  try {
+    return await evalLogQL({ select: (params) => selectLogs(env, tenant, params, gate) }, q.expr as LogQLExpr, {
+      startMs: o.start.ms,
+      startNs: o.start.ns,
+      endMs: o.end.ms,
+      endNs: o.end.ns,
+      stepMs: o.stepNs / 1e6,
+      intervalMs: o.intervalNs / 1e6,
+      instant: o.stepNs === 0,
+      direction: o.direction,
+      limit: o.limit,
+      maxSeries: o.maxSeries,
+      categorizeLabels: o.categorizeLabels,
+    });
+  } catch (e) {
+    throw clientError(e) ?? e;
+  }
 }
 
 /** The log query's pipeline (src/querier/logql/pipeline/), one entry at a time, for live tail. */
@@ -82,30 +100,22 @@ export function tailPipeline(q: ParsedQuery): TailPipeline {
   };
 }
 
-export async function selectStreams(_env: Env, _tenant: string, _matchers: LabelMatcher[], _start: NsTime, _end: NsTime): Promise<LogStreamData[]> {
-  throw notBuilt("the log store");
+const indexQuery = (matcherSets: LabelMatcher[][], start: NsTime, end: NsTime): LogIndexQuery => ({ matcherSets, startMs: start.ms, startNs: start.ns, endMs: end.ms, endNs: end.ns });
+
+export function labelNames(env: Env, tenant: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<string[]> {
+  return logLabelNames(env, tenant, indexQuery(matchers.length > 0 ? [matchers] : [], start, end));
 }
 
-export async function labelNames(_env: Env, _tenant: string, _matchers: LabelMatcher[], _start: NsTime, _end: NsTime): Promise<string[]> {
-  throw notBuilt("the log store");
+export function labelValues(env: Env, tenant: string, name: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<string[]> {
+  return logLabelValues(env, tenant, name, indexQuery(matchers.length > 0 ? [matchers] : [], start, end));
 }
 
-export async function labelValues(_env: Env, _tenant: string, _name: string, _matchers: LabelMatcher[], _start: NsTime, _end: NsTime): Promise<string[]> {
-  throw notBuilt("the log store");
+export function series(env: Env, tenant: string, groups: LabelMatcher[][], start: NsTime, end: NsTime): Promise<FlatLabels[]> {
+  return logSeries(env, tenant, indexQuery(groups, start, end));
 }
 
-export async function series(_env: Env, _tenant: string, _groups: LabelMatcher[][], _start: NsTime, _end: NsTime): Promise<FlatLabels[]> {
-  throw notBuilt("the log store");
-}
-
-export async function indexStats(
-  _env: Env,
-  _tenant: string,
-  _matchers: LabelMatcher[],
-  _start: NsTime,
-  _end: NsTime,
-): Promise<{ streams: number; chunks: number; entries: number; bytes: number }> {
-  throw notBuilt("the log store");
+export function indexStats(env: Env, tenant: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<LogIndexStats> {
+  return logIndexStats(env, tenant, indexQuery([matchers], start, end));
 }
 
 /** Parses a stream selector alone ({a="b"}), as the series API and label ?query= need. */

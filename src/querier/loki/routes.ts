@@ -35,8 +35,9 @@ export const lokiQuery: Handler = async (request, env) => {
     limit: p.limit,
     direction: p.direction,
     maxSeries: limits.maxLogQuerySeries,
+    categorizeLabels: categorize(request),
   });
-  return dataResponse(data, started);
+  return dataResponse(data, started, categorize(request));
 };
 
 /** GET/POST /loki/api/v1/query_range: log queries (streams) and metric queries (matrix). */
@@ -57,8 +58,9 @@ export const lokiQueryRange: Handler = async (request, env) => {
     limit: p.limit,
     direction: p.direction,
     maxSeries: limits.maxLogQuerySeries,
+    categorizeLabels: categorize(request),
   });
-  return dataResponse(data, started);
+  return dataResponse(data, started, categorize(request));
 };
 
 /** GET /loki/api/v1/labels (and /label): label names of the streams in range, optionally of a selector (?query=). */
@@ -120,10 +122,26 @@ function sortedUnique(xs: string[]): string[] {
   return [...new Set(xs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-/** The query envelope, with a stats block when the engine gave none (Grafana reads data.stats). */
-function dataResponse(data: backend.QueryData, startedMs: number): Response {
+/**
+ * Loki's X-Loki-Response-Encoding-Flags: categorize-labels (Grafana sends it): stream
+ * labels stay the stream's, and each entry carries its structured metadata and parsed
+ * labels as a third element.
+ */
+function categorize(request: Request): boolean {
+  const flags = request.headers.get("X-Loki-Response-Encoding-Flags") ?? "";
+  return flags.split(",").some((f) => f.trim() === "categorize-labels");
+}
+
+/**
+ * The query envelope, with a stats block when the engine gave none (Grafana reads
+ * data.stats), and, for categorized streams, Loki's "encodingFlags" that tell the
+ * client how to read the entries.
+ */
+function dataResponse(data: backend.QueryData, startedMs: number, categorized: boolean): Response {
   const stats = data.stats ?? JSON.parse(statsJson({ entriesReturned: entriesIn(data), linesProcessed: 0, bytesProcessed: 0, execTimeS: (Date.now() - startedMs) / 1000 }));
-  return successResponse(JSON.stringify({ resultType: data.resultType, result: data.result, stats }));
+  const body: Record<string, unknown> = { resultType: data.resultType, result: data.result, stats };
+  if (categorized && data.resultType === "streams") body.encodingFlags = ["categorize-labels"];
+  return successResponse(JSON.stringify(body));
 }
 
 function entriesIn(data: backend.QueryData): number {

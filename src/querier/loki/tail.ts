@@ -62,6 +62,7 @@ export async function handleTail(request: Request, env: Env, ctx: ExecutionConte
         limit: p.limit,
         direction: "forward",
         maxSeries: limits.maxLogQuerySeries,
+        categorizeLabels: false,
       });
       return (data.resultType === "streams" ? data.result : []) as TailStream[];
     }),
