@@ -58,12 +58,13 @@ export function parseLogQL(query: string): LogQLExpr {
   let expr: LogQLExpr;
   try {
     if (query.trim() === "") throw new PosError(query.length, "syntax error: unexpected $end");
-    const tree = parser.parse(query);
+    const { text, offsets } = liftOffsets(query);
+    const tree = parser.parse(text);
     const err = firstError(tree.topNode);
     if (err !== null) throw syntaxErrorAt(query, err);
     const top = tree.topNode.getChild("Expr");
     if (top === null) throw new PosError(0, "syntax error: unexpected $end");
-    expr = new Builder(query).expr(top);
+    expr = new Builder(query, offsets).expr(top);
   } catch (e) {
     if (e instanceof PosError) throw toParseError(query, e);
     if (e instanceof LogQLParseError) throw e;
@@ -72,6 +73,34 @@ export function parseLogQL(query: string): LogQLExpr {
   }
   validate(expr);
   return expr;
+}
+
+/**
+ * lezer-logql 0.3.0 rejects `offset` after a range whose selector has both a pipeline and
+ * an unwrap (`rate({a="b"} | json | unwrap x [5m] offset 1m)`), which Loki accepts. Every
+ * `] offset <duration>` outside string literals is blanked out (positions kept) and its
+ * duration remembered by the index of the `]`.
+ */
+function liftOffsets(q: string): { text: string; offsets: Map<number, { at: number; dur: string }> } {
+  const offsets = new Map<number, { at: number; dur: string }>();
+  let text = q;
+  for (let i = 0; i < q.length; i++) {
+    const c = q[i];
+    if (c === '"' || c === "`") {
+      let j = i + 1;
+      while (j < q.length && q[j] !== c) j += c === '"' && q[j] === "\\" ? 2 : 1;
+      i = j;
+      continue;
+    }
+    if (c !== "]") continue;
+    const m = /^\]\s*offset\s+(-?[0-9a-zA-Z.µμ]+)/i.exec(q.slice(i));
+    if (m === null) continue;
+    const start = i + 1;
+    const end = i + m[0].length;
+    offsets.set(i, { at: start + m[0].slice(1).search(/offset/i), dur: m[1] });
+    text = text.slice(0, start) + " ".repeat(end - start) + text.slice(end);
+  }
+  return { text, offsets };
 }
 
 function toParseError(input: string, e: PosError): LogQLParseError {
@@ -115,6 +144,9 @@ function syntaxErrorAt(input: string, pos: number): PosError {
   // lezer may put the error node before whitespace; Loki names the next token.
   while (i < input.length && /\s/.test(input[i])) i++;
   if (i >= input.length) return new PosError(input.length, "syntax error: unexpected $end");
+  // Inside a range `[...]`: Loki's lexer reads the range as one token.
+  const open = input.lastIndexOf("[", i);
+  if (open >= 0 && input.indexOf("]", open) >= i && !input.slice(open, i).includes("]")) i = open;
   const rest = input.slice(i);
   let tok: string;
   let lineZero = false;
@@ -208,7 +240,10 @@ interface OpInfo {
 }
 
 class Builder {
-  constructor(private readonly src: string) {}
+  constructor(
+    private readonly src: string,
+    private readonly offsets: Map<number, { at: number; dur: string }>,
+  ) {}
 
   private text(n: SyntaxNode): string {
     return this.src.slice(n.from, n.to);
@@ -550,8 +585,9 @@ class Builder {
   private grouping(n: SyntaxNode | null): Grouping | null {
     if (n === null) return null;
     const labels: string[] = [];
-    const ls = n.getChild("Labels");
-    if (ls !== null) for (const id of ls.getChildren("Identifier")) labels.push(this.text(id));
+    n.getChild("Labels")?.cursor().iterate((x) => {
+      if (x.name === "Identifier") labels.push(this.src.slice(x.from, x.to));
+    });
     return { without: n.getChild("Without") !== null, labels };
   }
 
@@ -571,8 +607,14 @@ class Builder {
     const rangeNode = n.getChild("Range") as SyntaxNode;
     const rangeMs = this.duration(rangeNode.getChild("Duration") as SyntaxNode, rangeNode.from);
     let offsetMs = 0;
-    const off = n.getChild("OffsetExpr");
-    if (off !== null) offsetMs = this.duration(off.getChild("Duration") as SyntaxNode, off.from);
+    const off = this.offsets.get(this.src.indexOf("]", rangeNode.from));
+    if (off !== undefined) {
+      try {
+        offsetMs = parseDuration(off.dur);
+      } catch (e) {
+        throw new PosError(off.at, (e as Error).message);
+      }
+    }
     let unwrap: Unwrap | null = null;
     const uw = n.getChild("UnwrapExpr");
     if (uw !== null) unwrap = this.unwrap(uw);

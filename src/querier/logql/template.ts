@@ -490,7 +490,8 @@ const FUNCS: Record<string, Fn> = {
     return a[a.length - 1];
   },
   not: (a) => (need("not", a, 1), !truth(a[0])),
-  len: (a) => (need("len", a, 1), [...str(a[0])].length === str(a[0]).length ? str(a[0]).length : new TextEncoder().encode(str(a[0])).length),
+  // Go's len of a string counts bytes.
+  len: (a) => (need("len", a, 1), new TextEncoder().encode(str(a[0])).length),
   eq: (a) => {
     if (a.length < 2) throw new TemplateError("missing argument for comparison");
     for (let i = 1; i < a.length; i++) if (cmpValues(a[0], a[i]) === 0) return true;
