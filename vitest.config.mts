@@ -27,6 +27,9 @@ export default defineConfig({
                   rl_small: { ingestionRate: 100, ingestionBurstSize: 500 },
                   rl_logs: { logIngestionRateBytes: 1000, logIngestionBurstBytes: 4000 },
                   series_small: { maxGlobalSeriesPerUser: 8, shards: 2 },
+                  // test/worker/ha_tracker.test.ts: HA-pair de-duplication on; then custom label names and one cluster at most.
+                  ha: { acceptHaSamples: 1 },
+                  ha_custom: { acceptHaSamples: 1, haClusterLabel: "prom_cluster", haReplicaLabel: "prom_replica", haMaxClusters: 1 },
                   // test/worker/loki_push.test.ts: a browser page's tenant, and one refusing sendBeacon bodies.
                   browser: { corsAllowedOrigins: ["http://localhost:5173"], allowBeaconPush: 1 },
                   nobeacon: { allowBeaconPush: 0 },

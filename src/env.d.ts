@@ -5,6 +5,7 @@ declare namespace Cloudflare {
     INGESTER: DurableObjectNamespace<import("../durable-objects/ingester").Ingester>;
     LOGS: DurableObjectNamespace<import("../durable-objects/log_ingester").LogIngester>;
     RATE_LIMITER: DurableObjectNamespace<import("../durable-objects/rate_limiter").RateLimiter>;
+    TENANT: DurableObjectNamespace<import("../durable-objects/tenant").TenantControl>;
     BLOCKS: R2Bucket;
     DEFAULT_TENANT?: string;
     SHARDS?: string;

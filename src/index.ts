@@ -19,11 +19,13 @@ import { handleBuildInfo } from "./querier/api/buildinfo";
 import { handleLokiPush } from "./distributor/logs/push";
 import { withTenantParam } from "./distributor/logs/tenant";
 import { handlePushPreflight, withPushCors } from "./http/cors";
+import { handleGetShards, handlePutShards } from "./distributor/tenant_ring";
 import { lokiIndexStats, lokiLabelValues, lokiLabels, lokiQuery, lokiQueryRange, lokiSeries, lokiTail } from "./querier/loki/routes";
 
 export { Ingester } from "../durable-objects/ingester";
 export { LogIngester } from "../durable-objects/log_ingester";
 export { RateLimiter } from "../durable-objects/rate_limiter";
+export { TenantControl } from "../durable-objects/tenant";
 
 type Args = [Env, ExecutionContext];
 
@@ -54,6 +56,10 @@ router
   .get("/api/v1/runtime_config", guard({ scope: "admin", allTenants: everyTenant }, (_req, env) => handleGetRuntimeConfig(env)))
   .put("/api/v1/runtime_config", guard({ scope: "admin", allTenants: everyTenant }, (req, env) => handlePutRuntimeConfig(req, env)))
   .all("/api/v1/runtime_config", methodNotAllowed("GET, PUT"))
+  // Run-time resharding (src/distributor/tenant_ring.ts): the ring history of the tenant named by ?tenant=.
+  .get("/api/v1/shards", guard({ scope: "admin", allTenants: everyTenant }, (req, env) => handleGetShards(req, env)))
+  .put("/api/v1/shards", guard({ scope: "admin", allTenants: everyTenant }, (req, env) => handlePutShards(req, env)))
+  .all("/api/v1/shards", methodNotAllowed("GET, PUT"))
   .all("/api/v1/push", methodNotAllowed("POST"))
   .all("/api/v1/write", methodNotAllowed("POST"))
   .all("/api/v1/read", methodNotAllowed("POST"));

@@ -75,6 +75,22 @@ export interface Limits {
   maxGlobalStreamsPerUser: number;
   /** Mimir compactor_blocks_retention_period / Loki retention_period: documented only, not enforced yet (0 = keep forever). */
   retentionPeriodMs: number;
+
+  // ---- HA-pair de-duplication (Cortex HA tracker; src/distributor/ha.ts) ----
+  /** Cortex accept_ha_samples: 1 turns on de-duplication of Prometheus HA pairs for this tenant (0: off). */
+  acceptHaSamples: number;
+  /** Cortex ha_cluster_label: the label naming the HA pair ("cluster"); kept on stored series. */
+  haClusterLabel: string;
+  /** Cortex ha_replica_label: the label naming the replica ("__replica__"); removed before storage. */
+  haReplicaLabel: string;
+  /** Cortex ha_tracker failover_timeout (30 s): silence of the elected replica after which another is elected. */
+  haFailoverTimeoutMs: number;
+  /** Cortex ha_tracker update_timeout (15 s): how long an isolate trusts a cached election of the elected replica. */
+  haUpdateTimeoutMs: number;
+  /** Cortex ha_tracker update_timeout_jitter_max (5 s): random extra on the above, so isolates do not ask in step. */
+  haUpdateTimeoutJitterMaxMs: number;
+  /** Cortex ha_max_clusters: clusters a tenant may have (0: no limit); a new one beyond is refused with 400. */
+  haMaxClusters: number;
 }
 
 const MINUTE = 60_000;
@@ -116,6 +132,13 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxGlobalSeriesPerUser: 150_000,
   maxGlobalStreamsPerUser: 5000,
   retentionPeriodMs: 0,
+  acceptHaSamples: 0,
+  haClusterLabel: "cluster",
+  haReplicaLabel: "__replica__",
+  haFailoverTimeoutMs: 30_000,
+  haUpdateTimeoutMs: 15_000,
+  haUpdateTimeoutJitterMaxMs: 5000,
+  haMaxClusters: 0,
 });
 
 export type Overrides = Record<string, Partial<Limits>>;
@@ -177,6 +200,11 @@ export function checkOverrides(parsed: unknown, what: string): Overrides {
       if (!(key in DEFAULT_LIMITS)) throw new Error(`${what}["${tenant}"].${key} is not a known limit (see docs/configuration.md)`);
       if (Array.isArray(DEFAULT_LIMITS[key as keyof Limits])) {
         if (!Array.isArray(v) || !v.every((x) => typeof x === "string")) throw new Error(`${what}["${tenant}"].${key} must be an array of strings`);
+        (limits as Record<string, unknown>)[key] = v;
+        continue;
+      }
+      if (typeof DEFAULT_LIMITS[key as keyof Limits] === "string") {
+        if (typeof v !== "string" || v === "") throw new Error(`${what}["${tenant}"].${key} must be a non-empty string`);
         (limits as Record<string, unknown>)[key] = v;
         continue;
       }

@@ -13,7 +13,9 @@ import { Reason } from "../model/errors";
 import { seriesKey, type FlatLabels } from "../model/labels";
 import type { ShardPush, ShardPushResult } from "../ingester/rpc";
 import { fmix32, hash32, seriesHash } from "./hash";
-import { ringFor } from "./ring";
+import type { Ring } from "./ring";
+import { dedupeHaPair } from "./ha";
+import { writeRing } from "./tenant_ring";
 import { shardStub } from "./shards";
 import { validateLabels, validateTimestamp } from "./validate";
 import { forwardDistributorDiscards } from "../observability/distributor";
@@ -37,7 +39,15 @@ export async function handleRemoteWrite(request: Request, env: Env, tenant: stri
   const write = decode(body, version, limits);
 
   const outcome: Outcome = { total: write.sampleCount, written: 0, dropped: 0, reasons: new Map(), firstError: null };
-  const batches = distribute(write, tenant, limits, Date.now(), outcome);
+  // Cortex's order: the HA tracker first (a non-elected replica's request is answered
+  // 202 and costs nothing more), then placement on the tenant's newest ring (cached
+  // per isolate; src/distributor/tenant_ring.ts). Both are usually cache hits.
+  const [deduped, ring] = await Promise.all([dedupeHaPair(env, tenant, limits, write), writeRing(env, tenant)]);
+  if (deduped !== null) {
+    const h: Record<string, string> = version === RemoteWriteVersion.V2 ? { "X-Prometheus-Remote-Write-Samples-Written": "0" } : {};
+    return new Response(deduped + "\n", { status: 202, headers: h });
+  }
+  const batches = distribute(write, tenant, limits, ring, Date.now(), outcome);
   // Mimir's ingestion rate limit, on the valid samples, before any shard write: a refused push writes nothing (429).
   await admitSamples(env, tenant, limits, outcome.total - outcome.dropped);
   // Validation's discards ride with a batch to a shard's persisted counters (src/observability/distributor.ts).
@@ -107,16 +117,16 @@ function unsupportedParts(write: DecodedWrite): string | null {
  * this isolate has seen recently skip validation, key building and hashing
  * (KnownSeries below).
  */
-function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: number, outcome: Outcome): (ShardPush | null)[] {
-  const ring = ringFor(limits.shards);
+function distribute(write: DecodedWrite, tenant: string, limits: Limits, ring: Ring, now: number, outcome: Outcome): (ShardPush | null)[] {
+  const shards = ring.shards;
   const nSeries = write.series.length;
   const shardOf = new Int32Array(nSeries).fill(-1);
   const keys: string[] = new Array(nSeries);
   const okCount = new Uint32Array(nSeries);
   const ok = new Uint8Array(write.sampleCount);
-  const shardSeries = new Uint32Array(limits.shards);
-  const shardSamples = new Uint32Array(limits.shards);
-  const anyCreated = new Uint8Array(limits.shards);
+  const shardSeries = new Uint32Array(shards);
+  const shardSamples = new Uint32Array(shards);
+  const anyCreated = new Uint8Array(shards);
 
   const drop = (reason: Reason, count: number, message: string) => {
     outcome.dropped += count;
@@ -162,12 +172,12 @@ function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: nu
       // seriesHash(tenant, key); hashing flattens the rope once, for the RPC and the cache.
       const hash = hash32(key, seed);
       shard = ring.shardFor(hash);
-      if (useCache) remember(seed, hash, labels, key, shard, limits.shards);
+      if (useCache) remember(seed, hash, labels, key, shard, shards);
     } else {
       key = known.key;
-      if (known.shards !== limits.shards) {
+      if (known.shards !== shards) {
         known.shard = ring.shardFor(known.hash);
-        known.shards = limits.shards;
+        known.shards = shards;
       }
       shard = known.shard;
     }
@@ -179,10 +189,10 @@ function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: nu
     if (s.createdTimestamp > 0) anyCreated[shard] = 1;
   }
 
-  const batches: (ShardPush | null)[] = new Array(limits.shards).fill(null);
-  const fill = new Uint32Array(limits.shards);
-  const fillSamples = new Uint32Array(limits.shards);
-  for (let shard = 0; shard < limits.shards; shard++) {
+  const batches: (ShardPush | null)[] = new Array(shards).fill(null);
+  const fill = new Uint32Array(shards);
+  const fillSamples = new Uint32Array(shards);
+  for (let shard = 0; shard < shards; shard++) {
     if (shardSeries[shard] === 0) continue;
     batches[shard] = {
       tenant,
@@ -196,7 +206,7 @@ function distribute(write: DecodedWrite, tenant: string, limits: Limits, now: nu
       outOfOrderTimeWindowMs: limits.outOfOrderTimeWindowMs,
       maxSamplesPerChunk: limits.maxSamplesPerChunk,
       maxChunkAgeMs: limits.maxChunkAgeMs,
-      maxSeriesPerShard: perShardLimit(limits.maxGlobalSeriesPerUser, limits.shards),
+      maxSeriesPerShard: perShardLimit(limits.maxGlobalSeriesPerUser, shards),
     };
   }
   // Values are copied as their two 32-bit words, never as numbers: V8 may quiet a

@@ -2,18 +2,16 @@
 // listing. They act on the request's tenant; `?all=true` on /flush acts on every
 // tenant that has written (admin scope once authentication exists).
 
-import { limitsFor } from "../config/limits";
 import { shardStub } from "../distributor/shards";
+import { allShards } from "../distributor/tenant_ring";
 import { MAX_CONCURRENT_SUBREQUESTS, mapLimit } from "../model/concurrency";
 import { listBlocks, listTenants } from "../storage/blocks";
 import { HttpError } from "./errors";
 
-function shardsOf(env: Env, tenant: string): number[] {
-  return Array.from({ length: limitsFor(env, tenant).shards }, (_, i) => i);
-}
-
 async function onEveryShard<R>(env: Env, tenants: string[], fn: (stub: ReturnType<typeof shardStub>) => Promise<R>): Promise<R[]> {
-  const targets = tenants.flatMap((t) => shardsOf(env, t).map((s) => shardStub(env, t, s)));
+  // LEAVING shards too (src/distributor/tenant_ring.ts): they may hold unflushed data.
+  const perTenant = await Promise.all(tenants.map(async (t) => (await allShards(env, t)).map((s) => shardStub(env, t, s))));
+  const targets = perTenant.flat();
   try {
     return await mapLimit(targets, MAX_CONCURRENT_SUBREQUESTS, fn);
   } catch (e) {

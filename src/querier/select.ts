@@ -6,6 +6,7 @@
 
 import { limitsFor } from "../config/limits";
 import { shardStub } from "../distributor/shards";
+import { readShards } from "../distributor/tenant_ring";
 import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../model/concurrency";
 import type { SelectedSeries } from "../ingester/rpc";
 import { compareLabels, seriesKey } from "../model/labels";
@@ -16,10 +17,12 @@ import { selectFromBlocks } from "./store";
 import { isFederated, selectFederated } from "./federation";
 
 export async function selectFromIngesters(env: Env, tenant: string, matchers: LabelMatcher[], mint: number, maxt: number, gate: Semaphore): Promise<SelectedSeries[]> {
-  const shards = limitsFor(env, tenant).shards;
-  const perShard = await Promise.all(
-    Array.from({ length: shards }, (_, shard) => gate.run(() => shardStub(env, tenant, shard).select({ matchers, mint, maxt }))),
-  );
+  // Every shard that may hold samples in the range, LEAVING ones included, from the
+  // tenant's ring history as it is now (src/distributor/tenant_ring.ts). After a
+  // reshard one series may have samples on two shards: mergeSeries joins them and
+  // toSamples keeps one sample per timestamp.
+  const shards = await readShards(env, tenant, mint, limitsFor(env, tenant).creationGracePeriodMs);
+  const perShard = await Promise.all(shards.map((shard) => gate.run(() => shardStub(env, tenant, shard).select({ matchers, mint, maxt }))));
   return perShard.flat();
 }
 

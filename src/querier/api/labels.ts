@@ -7,6 +7,7 @@
 
 import { limitsFor } from "../../config/limits";
 import { shardStub } from "../../distributor/shards";
+import { readShards } from "../../distributor/tenant_ring";
 import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../../model/concurrency";
 import { compareLabels, getLabel, seriesKey, type FlatLabels } from "../../model/labels";
 import { compileMatcher, type CompiledMatcher } from "../../model/matchers";
@@ -21,10 +22,10 @@ export const TRUNCATED_WARNING = "results truncated due to limit";
 
 type Stub = ReturnType<typeof shardStub>;
 
-/** One call per shard of the tenant, through the request's gate. */
-function onShards<R>(env: Env, tenant: string, gate: Semaphore, fn: (stub: Stub) => Promise<R>): Promise<R[]> {
-  const shards = limitsFor(env, tenant).shards;
-  return Promise.all(Array.from({ length: shards }, (_, shard) => gate.run(() => fn(shardStub(env, tenant, shard)))));
+/** One call per shard that may hold series with samples at or after `mint` (LEAVING ones too), through the request's gate. */
+async function onShards<R>(env: Env, tenant: string, mint: number, gate: Semaphore, fn: (stub: Stub) => Promise<R>): Promise<R[]> {
+  const shards = await readShards(env, tenant, mint, limitsFor(env, tenant).creationGracePeriodMs);
+  return Promise.all(shards.map((shard) => gate.run(() => fn(shardStub(env, tenant, shard)))));
 }
 
 /** The indexes of the tenant's blocks overlapping [mint, maxt] (cached: blocks are immutable). */
@@ -72,7 +73,7 @@ export async function handleLabelNames(request: Request, env: Env, tenant: strin
   const { q, sets, limit } = readLabelParams(await Form.from(request), null);
   const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
   const [heads, indexes] = await Promise.all([
-    onShards(env, tenant, gate, (stub) => stub.labelNames(q)),
+    onShards(env, tenant, q.mint, gate, (stub) => stub.labelNames(q)),
     blockIndexes(env, tenant, q.mint, q.maxt, gate),
   ]);
   const lists: string[][] = [...heads];
@@ -94,7 +95,7 @@ export async function handleLabelValues(request: Request, env: Env, tenant: stri
   const { q, sets, limit } = readLabelParams(await Form.from(request), null);
   const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
   const [heads, indexes] = await Promise.all([
-    onShards(env, tenant, gate, (stub) => stub.labelValues({ ...q, name })),
+    onShards(env, tenant, q.mint, gate, (stub) => stub.labelValues({ ...q, name })),
     blockIndexes(env, tenant, q.mint, q.maxt, gate),
   ]);
   const lists: string[][] = [...heads];
@@ -187,7 +188,7 @@ async function seriesAnswer(env: Env, tenant: string, { q: asked, sets, limit: u
   const capped = userLimit === 0 || userLimit > maxSeries;
   const q: LabelQuery = { ...asked, limit: (capped ? maxSeries : userLimit) + 1 };
   const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
-  const [heads, indexes] = await Promise.all([onShards(env, tenant, gate, (stub) => stub.series(q)), blockIndexes(env, tenant, q.mint, q.maxt, gate)]);
+  const [heads, indexes] = await Promise.all([onShards(env, tenant, q.mint, gate, (stub) => stub.series(q)), blockIndexes(env, tenant, q.mint, q.maxt, gate)]);
   const byKey = new Map<string, FlatLabels>();
   for (const list of heads) for (const l of list) byKey.set(seriesKey(l), l);
   for (const index of indexes) for (const l of blockSeries(index, sets, q)) byKey.set(seriesKey(l), l);

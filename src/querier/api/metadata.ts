@@ -4,8 +4,8 @@
 // distinct {type, help, unit}; `limit` metrics, `limit_per_metric` entries each.
 
 import { MetricType, type MetricMetadata } from "../../proto/types";
-import { limitsFor } from "../../config/limits";
 import { shardStub } from "../../distributor/shards";
+import { allShards } from "../../distributor/tenant_ring";
 import { MAX_CONCURRENT_SUBREQUESTS, mapLimit } from "../../model/concurrency";
 import { ApiError, jsonString, successResponse } from "./respond";
 import { Form, goAtoi } from "./params";
@@ -35,7 +35,8 @@ export async function handleMetadata(request: Request, env: Env, tenant: string)
   const limit = intParam(form, "limit");
   const limitPerMetric = intParam(form, "limit_per_metric");
   const metric = form.value("metric");
-  const shards = Array.from({ length: limitsFor(env, tenant).shards }, (_, i) => i);
+  // Every shard ever listed: a family's home moves with a reshard (src/distributor/tenant_ring.ts).
+  const shards = await allShards(env, tenant);
   // Each shard answers its first `limit` families by name: the first `limit` overall are among them.
   const perShard = await mapLimit(shards, MAX_CONCURRENT_SUBREQUESTS, (shard) => shardStub(env, tenant, shard).metadata({ metric, limit }));
   const byName = new Map<string, Map<string, MetricMetadata>>();
