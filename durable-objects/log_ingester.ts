@@ -30,6 +30,7 @@ export class LogIngester extends DurableObject<Env> {
   private flushFailures = 0;
   private lastFlushAt: number | null = null;
   private lastFlushError: string | null = null;
+  private lastFlush: LogFlushResult | null = null;
   private alarmAt: number | null = null;
   private shutdown = false;
   private registered = false;
@@ -231,6 +232,7 @@ export class LogIngester extends DurableObject<Env> {
       this.flushFailures = 0;
       this.lastFlushAt = this.clock();
       this.lastFlushError = null;
+      this.lastFlush = result;
       return result;
     } catch (e) {
       this.flushFailures++;
@@ -266,8 +268,10 @@ export class LogIngester extends DurableObject<Env> {
       flushes: this.flushes,
       blocksWritten: this.blocksWritten,
       r2Puts: this.blocksWritten,
+      shutdown: this.shutdown,
       lastFlushAt: this.lastFlushAt,
       lastFlushError: this.lastFlushError,
+      lastFlush: this.lastFlush && { key: this.lastFlush.key, chunks: this.lastFlush.chunks, entries: this.lastFlush.entries, reasons: this.lastFlush.reasons },
       nextAlarmAt: this.alarmAt,
       tailers: this.ctx.getWebSockets().length,
     };

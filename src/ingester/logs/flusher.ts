@@ -8,6 +8,8 @@
 // - chunks marked flushed are never uploaded again (Loki's flushed chunk desc);
 // - readers drop exact duplicates (time and line), so a head/R2 overlap never shows twice.
 
+import { deleteLogBlock, logBlockKey, putLogBlock } from "../../storage/logs/blocks";
+import { writeLogBlock } from "../../storage/logs/block";
 import type { Wal } from "../wal";
 import { collectLogFlush, dropRetainedLogs, markLogFlushed, type LogFlushRules } from "./flush";
 import type { LogHead } from "./head";
@@ -44,7 +46,7 @@ export async function flushLogHead(target: LogFlushTarget, rules: LogFlushRules,
   const { head, wal, bucket, tenant, shard } = target;
   const intent = wal.getKv(INTENT);
   if (typeof intent === "string") {
-    await deleteLogBlockObject(bucket, intent);
+    await deleteLogBlock(bucket, intent);
     wal.setKv(INTENT, null);
   }
 
@@ -52,13 +54,14 @@ export async function flushLogHead(target: LogFlushTarget, rules: LogFlushRules,
   let key: string | null = null;
   let entries = 0;
   if (plan.numChunks > 0) {
-    const streams = plan.streams.map((s, i) => ({ labels: s.labels, flat: s.flat, chunks: plan.chunks[i].map((c) => c.data) }));
+    const streams = plan.streams.map((s, i) => ({ labels: s.flat, chunks: plan.chunks[i].map((c) => c.data) }));
     for (const list of plan.chunks) for (const c of list) entries += c.entries;
-    const block = buildLogBlock(tenant, shard, streams);
-    key = block.key;
+    const cp = wal.getKv("checkpoint_seq");
+    const { bytes, meta } = writeLogBlock(streams, { tenant, shard, walRange: { from: (typeof cp === "number" ? cp : 0) + 1, to: wal.lastSeq } });
+    key = logBlockKey(tenant, meta);
     wal.setKv(INTENT, key);
     // The only await: pushes may append meanwhile; what they add is not in `plan`.
-    await block.put(bucket);
+    await putLogBlock(bucket, key, bytes, meta);
   }
 
   // Confirmed (or nothing to write): synchronous from here, so these writes commit together.
@@ -70,17 +73,3 @@ export async function flushLogHead(target: LogFlushTarget, rules: LogFlushRules,
   return { key, streams: plan.streams.length, chunks: plan.numChunks, entries, reasons: plan.reasons, streamsDropped };
 }
 
-// ---- R2 log blocks (src/storage/logs/blocks.ts) ----
-
-interface BuiltBlock {
-  key: string;
-  put(bucket: R2Bucket): Promise<void>;
-}
-
-function buildLogBlock(_tenant: string, _shard: number, _streams: { labels: string; flat: string[]; chunks: Uint8Array[] }[]): BuiltBlock {
-  throw new Error("log blocks are not wired yet");
-}
-
-async function deleteLogBlockObject(bucket: R2Bucket, key: string): Promise<void> {
-  await bucket.delete(key);
-}

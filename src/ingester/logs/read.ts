@@ -93,9 +93,10 @@ export function headLogSeries(head: LogHead, q: LogIndexQuery): FlatLabels[] {
 
 /**
  * Loki's /index/stats over the head: streams with unflushed data in the range, and
- * the chunks overlapping it with their entries and uncompressed bytes (whole
- * chunks, as Loki counts chunk references). Flushed chunks are left to R2, so the
- * querier's sum counts each chunk once.
+ * the chunks overlapping it with their entries and bytes (whole chunks, as Loki
+ * counts chunk references; bytes as stored, compressed, which is what R2 blocks'
+ * indexes know too). Flushed chunks are left to R2, so the querier's sum counts
+ * each chunk once.
  */
 export function headLogIndexStats(head: LogHead, q: LogIndexQuery): LogIndexStats & { streamLabels: string[] } {
   const stats = { streams: 0, chunks: 0, entries: 0, bytes: 0, streamLabels: [] as string[] };
@@ -106,14 +107,14 @@ export function headLogIndexStats(head: LogHead, q: LogIndexQuery): LogIndexStat
       any = true;
       stats.chunks++;
       stats.entries += c.entries;
-      stats.bytes += c.bytes;
+      stats.bytes += c.data.length;
     }
     const open = s.open;
     if (open !== null && open.entries > 0 && overlaps(open.minMs, open.minNs, open.maxMs, open.maxNs, q)) {
       any = true;
       stats.chunks++;
       stats.entries += open.entries;
-      stats.bytes += open.uncompressedBytes;
+      stats.bytes += open.compressedBytes;
     }
     if (any) {
       stats.streams++;

@@ -90,7 +90,7 @@ export interface LogIndexStats {
   streams: number;
   chunks: number;
   entries: number;
-  /** Uncompressed line bytes. */
+  /** Chunk bytes as stored (compressed; the open chunk's head block raw). */
   bytes: number;
 }
 
@@ -110,8 +110,11 @@ export interface LogShardStats {
   flushes: number;
   blocksWritten: number;
   r2Puts: number;
+  shutdown: boolean;
   lastFlushAt: number | null;
   lastFlushError: string | null;
+  /** What the last successful flush wrote: its block key (null: nothing due) and chunks by cut reason (full, max_age, idle, forced). */
+  lastFlush: { key: string | null; chunks: number; entries: number; reasons: Record<string, number> } | null;
   nextAlarmAt: number | null;
   /** Live tail WebSockets attached to this shard. */
   tailers: number;

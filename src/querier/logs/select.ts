@@ -1,0 +1,167 @@
+// The log store as the querier sees it: a tenant's log ingester shards (recent,
+// unflushed data) and its log blocks in R2 (flushed data), merged per stream and
+// de-duplicated, so a line is never returned twice. The LogQL engine and the Loki
+// HTTP API (src/querier/logql/, src/querier/loki/) call the functions below.
+//
+// Shards first, R2 after, as for metrics (src/querier/select.ts): a shard leaves
+// out chunks already marked flushed, and a chunk is marked only after R2
+// confirmed its block, so a list started after every shard answered is sure to
+// include that block (R2 lists are strongly consistent). Entries present in both
+// (an interrupted flush's block, or the retain period) are dropped as exact
+// duplicates (same time and line) by the merge.
+//
+// Every Durable Object and R2 call goes through one gate of 6 (the Workers
+// connection limit), shared by the whole query when the caller passes one.
+
+import { limitsFor } from "../../config/limits";
+import { logShardStub } from "../../distributor/shards";
+import { HttpError } from "../../http/errors";
+import { parseStreamLabels } from "../../ingester/logs/labels";
+import type { LogIndexQuery, LogIndexStats, SelectedLogStream } from "../../ingester/logs/rpc";
+import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../../model/concurrency";
+import { compareLabels, seriesKey, type FlatLabels } from "../../model/labels";
+import type { LogSelectParams, LogStreamData } from "../../model/logs";
+import { compileMatcher, MatcherError, type CompiledMatcher } from "../../model/matchers";
+import type { LabelMatcher } from "../../proto/types";
+import { msRange } from "../../storage/logs/block";
+import { openLogBlocks, queryLogBlocks } from "../../storage/logs/blocks";
+import { streamsFromChunks, type StreamChunks } from "../../storage/logs/merge";
+import type { BlockIndex } from "../../storage/block/reader";
+
+export type { LogIndexQuery, LogIndexStats } from "../../ingester/logs/rpc";
+
+/** Compiles matchers in this Worker, so a bad regexp is a 400 here rather than an RPC error. */
+function compile(matchers: LabelMatcher[]): CompiledMatcher[] {
+  try {
+    return matchers.map(compileMatcher);
+  } catch (e) {
+    if (e instanceof MatcherError) throw new HttpError(400, e.message);
+    throw e;
+  }
+}
+
+/** Runs fn on every shard of the tenant through the gate; results in shard order. */
+async function onShards<R>(env: Env, tenant: string, gate: Semaphore, fn: (stub: ReturnType<typeof logShardStub>, shard: number) => Promise<R>): Promise<R[]> {
+  const shards = limitsFor(env, tenant).shards;
+  return Promise.all(Array.from({ length: shards }, (_, shard) => gate.run(() => fn(logShardStub(env, tenant, shard), shard))));
+}
+
+/**
+ * Every stream matching `params.matchers` with its entries in [start, end) from
+ * the ingesters and R2: one LogStreamData per stream (sorted by label string),
+ * entries sorted by (time, line), exact duplicates removed. Limits and direction
+ * are the caller's (the LogQL engine's).
+ */
+export async function selectLogs(
+  env: Env,
+  tenant: string,
+  params: LogSelectParams,
+  gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS),
+): Promise<LogStreamData[]> {
+  compile(params.matchers);
+  const { matchers, startMs, startNs, endMs, endNs } = params;
+  const perShard = await onShards(env, tenant, gate, (stub, shard) => stub.selectLogs({ tenant, shard, matchers, startMs, startNs, endMs, endNs }));
+  const stored = await queryLogBlocks(env.BLOCKS, tenant, params, { gate });
+  return streamsFromChunks(concat(headChunks(perShard), stored), startMs, startNs, endMs, endNs);
+}
+
+function* headChunks(perShard: SelectedLogStream[][]): Iterable<StreamChunks> {
+  for (const list of perShard) for (const s of list) yield { labels: s.labels, flat: parseStreamLabels(s.labels), chunks: s.chunks };
+}
+
+function* concat<T>(a: Iterable<T>, b: Iterable<T>): Iterable<T> {
+  yield* a;
+  yield* b;
+}
+
+/** The R2 side of an index query: each overlapping block's index with the ms range to select. */
+async function blockIndexes(env: Env, tenant: string, q: LogIndexQuery, gate: Semaphore): Promise<{ indexes: BlockIndex[]; mint: number; maxt: number }> {
+  const opened = await openLogBlocks(env.BLOCKS, tenant, q.startMs, q.startNs, q.endMs, q.endNs, { gate });
+  const { mint, maxt } = msRange(q.startMs, q.startNs, q.endMs, q.endNs);
+  return { indexes: opened.map((o) => o.index), mint, maxt };
+}
+
+/** Calls fn once per stream of a block index matching any set (all streams when there are no sets). */
+function eachBlockStream(index: BlockIndex, sets: CompiledMatcher[][], mint: number, maxt: number, fn: (labels: FlatLabels, chunks: { numSamples: number; length: number }[]) => void): void {
+  const seen = sets.length > 1 ? new Set<string>() : null;
+  for (const set of sets.length > 0 ? sets : [[]]) {
+    for (const s of index.select(set, mint, maxt)) {
+      if (seen !== null) {
+        const k = seriesKey(s.labels);
+        if (seen.has(k)) continue;
+        seen.add(k);
+      }
+      fn(s.labels, s.chunks);
+    }
+  }
+}
+
+/** Label names of the tenant's streams with data in the range (matching `q.matcherSets` when given), sorted. */
+export async function logLabelNames(env: Env, tenant: string, q: LogIndexQuery, gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS)): Promise<string[]> {
+  const sets = q.matcherSets.map(compile);
+  const names = new Set<string>();
+  for (const list of await onShards(env, tenant, gate, (stub) => stub.labels(q))) for (const n of list) names.add(n);
+  const { indexes, mint, maxt } = await blockIndexes(env, tenant, q, gate);
+  for (const index of indexes) {
+    if (sets.length === 0) for (const n of index.labelNames()) names.add(n);
+    else eachBlockStream(index, sets, mint, maxt, (labels) => {
+      for (let i = 0; i < labels.length; i += 2) names.add(labels[i]);
+    });
+  }
+  return [...names].sort();
+}
+
+/** Values of label `name` over the tenant's streams with data in the range (matching `q.matcherSets` when given), sorted. */
+export async function logLabelValues(env: Env, tenant: string, name: string, q: LogIndexQuery, gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS)): Promise<string[]> {
+  const sets = q.matcherSets.map(compile);
+  const values = new Set<string>();
+  for (const list of await onShards(env, tenant, gate, (stub) => stub.labelValues(name, q))) for (const v of list) values.add(v);
+  const { indexes, mint, maxt } = await blockIndexes(env, tenant, q, gate);
+  for (const index of indexes) {
+    if (sets.length === 0) for (const v of index.labelValues(name)) values.add(v);
+    else eachBlockStream(index, sets, mint, maxt, (labels) => {
+      for (let i = 0; i < labels.length; i += 2) if (labels[i] === name && labels[i + 1] !== "") values.add(labels[i + 1]);
+    });
+  }
+  return [...values].sort();
+}
+
+/** Label sets of the tenant's streams matching any of `q.matcherSets` (all when empty) with data in the range, each once, sorted. */
+export async function logSeries(env: Env, tenant: string, q: LogIndexQuery, gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS)): Promise<FlatLabels[]> {
+  const sets = q.matcherSets.map(compile);
+  const byKey = new Map<string, FlatLabels>();
+  for (const list of await onShards(env, tenant, gate, (stub) => stub.series(q))) for (const l of list) byKey.set(seriesKey(l), l);
+  const { indexes, mint, maxt } = await blockIndexes(env, tenant, q, gate);
+  for (const index of indexes) eachBlockStream(index, sets, mint, maxt, (labels) => void byKey.set(seriesKey(labels), labels));
+  return [...byKey.values()].sort(compareLabels);
+}
+
+/**
+ * Loki's /index/stats: streams matching (counted once across shards and blocks),
+ * chunks overlapping the range, their entries and stored bytes. Whole chunks are
+ * counted, as Loki counts chunk references: an estimate of what a query reads.
+ */
+export async function logIndexStats(env: Env, tenant: string, q: LogIndexQuery, gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS)): Promise<LogIndexStats> {
+  const sets = q.matcherSets.map(compile);
+  const streams = new Set<string>();
+  const out: LogIndexStats = { streams: 0, chunks: 0, entries: 0, bytes: 0 };
+  for (const s of await onShards(env, tenant, gate, (stub) => stub.indexStats(q))) {
+    out.chunks += s.chunks;
+    out.entries += s.entries;
+    out.bytes += s.bytes;
+    for (const l of s.streamLabels) streams.add(seriesKey(parseStreamLabels(l)));
+  }
+  const { indexes, mint, maxt } = await blockIndexes(env, tenant, q, gate);
+  for (const index of indexes) {
+    eachBlockStream(index, sets, mint, maxt, (labels, chunks) => {
+      streams.add(seriesKey(labels));
+      for (const c of chunks) {
+        out.chunks++;
+        out.entries += c.numSamples;
+        out.bytes += c.length;
+      }
+    });
+  }
+  out.streams = streams.size;
+  return out;
+}

@@ -1,0 +1,250 @@
+// Flushing log shards to R2: alarms driven with a test clock, Loki's cut reasons
+// (full, max_age, idle), idempotent repeats, injected R2 failures, an interrupted
+// flush, reads from R2 alone after the shard's storage is wiped, and the querier's
+// merge of heads and blocks (selectLogs and the index lookups).
+
+import { describe, expect, it } from "vitest";
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { DEFAULT_LIMITS } from "../../src/config/limits";
+import { listLogBlocks } from "../../src/storage/logs/blocks";
+import { logIndexStats, logLabelNames, logLabelValues, logSeries, selectLogs } from "../../src/querier/logs/select";
+import { Semaphore } from "../../src/model/concurrency";
+import { mulberry32 } from "../support/prng";
+import { ALL, HOUR, MIN, T0, asMap, eq, expected, push, re, stub, type Entry, type Streams } from "./log_support";
+import type { LogShardLimits } from "../../src/ingester/logs/rpc";
+
+const NOW = Date.now();
+
+interface Inst {
+  clock: () => number;
+  bucket: R2Bucket;
+  wal: { records: number };
+  head: { numStreams: number };
+}
+
+async function onShard(tenant: string, fn: (i: Inst, state: DurableObjectState) => void | Promise<void>) {
+  await runInDurableObject(stub(tenant), (inst: unknown, state) => fn(inst as Inst, state));
+}
+
+async function setClock(tenant: string, at: number) {
+  await onShard(tenant, (i) => {
+    i.clock = () => at;
+  });
+}
+
+/** Runs the shard's alarm with its clock at `at`; false when no alarm was set. */
+async function alarmAt(tenant: string, at: number): Promise<boolean> {
+  await setClock(tenant, at);
+  return runDurableObjectAlarm(stub(tenant));
+}
+
+async function blocks(tenant: string) {
+  return listLogBlocks(env.BLOCKS, tenant, -8.64e15, 0, 8.64e15, 0);
+}
+
+async function readAll(tenant: string, matchers = [re("app", ".+")], gate?: Semaphore) {
+  const [startMs, startNs, endMs, endNs] = ALL;
+  return asMap(await selectLogs(env, tenant, { matchers, startMs, startNs, endMs, endNs }, gate));
+}
+
+/** POST /flush's RPC, awaited inside an async function (a bare RPC promise that rejects is also reported as unhandled). */
+async function flushAll(tenant: string) {
+  return await stub(tenant).flushAll();
+}
+
+async function lastFlush(tenant: string) {
+  return (await stub(tenant).stats()).lastFlush;
+}
+
+/** Random-ish lines (they compress about as well as real logs do: not very). */
+function lines(seed: number, stream: string, n: number, t0: number, stepMs: number): Streams {
+  const rand = mulberry32(seed);
+  return [[stream, Array.from({ length: n }, (_, j): Entry => [t0 + j * stepMs, j % 1000, `${j} ${rand().toString(36)} ${rand().toString(36)} level=info msg="request done"`])]];
+}
+
+describe("log flush to R2", () => {
+  it("closes chunks full at append, by max age, and idle at the flush check; uploads each once", async () => {
+    const tenant = "lflush-rules";
+    await setClock(tenant, NOW);
+    const small: Partial<LogShardLimits> = { chunkBlockSize: 1024, chunkTargetSize: 4096 };
+    const full = lines(1, '{app="full"}', 400, T0, 10);
+    const aged: Streams = [['{app="aged"}', [[T0, 0, "start"], [T0 + HOUR, 0, "middle"], [T0 + 2 * HOUR + 1, 0, "past max age"]]]];
+    expect((await push(tenant, [...full, ...aged], small)).accepted).toBe(403);
+    const all = [...full, ...aged];
+
+    expect(await alarmAt(tenant, NOW)).toBe(true);
+    const first = await lastFlush(tenant);
+    expect(first?.reasons.full).toBeGreaterThan(1);
+    expect(first?.reasons.max_age).toBe(1);
+    expect(first?.reasons.idle).toBeUndefined();
+    expect(await blocks(tenant)).toHaveLength(1);
+    expect(await readAll(tenant)).toEqual(expected(all));
+
+    // A repeated alarm at the same time uploads nothing.
+    expect(await alarmAt(tenant, NOW)).toBe(true);
+    expect((await lastFlush(tenant))?.key).toBeNull();
+    expect(await blocks(tenant)).toHaveLength(1);
+
+    // Idle: both open chunks close and go out in one more block.
+    expect(await alarmAt(tenant, NOW + 31 * MIN)).toBe(true);
+    expect((await lastFlush(tenant))?.reasons).toEqual({ idle: 2 });
+    const bs = await blocks(tenant);
+    expect(bs).toHaveLength(2);
+    expect(bs.reduce((n, b) => n + b.meta.stats.numSamples, 0)).toBe(403);
+    expect(await alarmAt(tenant, NOW + 32 * MIN)).toBe(true);
+    expect(await blocks(tenant)).toHaveLength(2);
+    // Retained in the head and in R2: every entry once.
+    expect(await readAll(tenant)).toEqual(expected(all));
+
+    // Past the retain period the head lets go; R2 alone answers.
+    await alarmAt(tenant, NOW + 31 * MIN + DEFAULT_LIMITS.retainPeriodMs + MIN);
+    await onShard(tenant, (i) => expect(i.head.numStreams).toBe(0));
+    expect(await readAll(tenant)).toEqual(expected(all));
+  });
+
+  it("replays the checkpoint written by a flush: open chunks, unflushed chunks and the push rules' state", async () => {
+    const tenant = "lflush-checkpoint";
+    await setClock(tenant, NOW);
+    const small: Partial<LogShardLimits> = { chunkBlockSize: 512, chunkTargetSize: 2048 };
+    const first = lines(2, '{app="a"}', 100, T0, 5);
+    await push(tenant, first, small);
+    // The flush uploads the closed chunks and checkpoints the open one, trimming the WAL.
+    await alarmAt(tenant, NOW);
+    await onShard(tenant, (i) => expect(i.wal.records).toBe(0));
+    const second = lines(3, '{app="a"}', 30, T0 + 1000, 7);
+    await push(tenant, second, small);
+    await evictDurableObject(stub(tenant));
+    expect(await readAll(tenant)).toEqual(expected([...first, ...second]));
+    const last = second[0][1][second[0][1].length - 1];
+    expect(await push(tenant, [['{app="a"}', [last]]], small)).toMatchObject({ accepted: 0, duplicates: 1 });
+    expect((await push(tenant, [['{app="a"}', [[T0 - 2 * HOUR, 0, "too far behind"]]]], small)).rejected).toEqual([{ reason: "too_far_behind", count: 1 }]);
+    // And a second eviction replays the same checkpoint + WAL again.
+    await evictDurableObject(stub(tenant));
+    expect(await readAll(tenant)).toEqual(expected([...first, ...second]));
+  });
+
+  it("serves every acked entry from R2 alone after the shard's storage is wiped", async () => {
+    const tenant = "lflush-wipe";
+    const data = [...lines(4, '{app="x", env="a"}', 200, T0, 3), ...lines(5, '{app="y", env="b"}', 50, T0, 11)];
+    await push(tenant, data);
+    const result = await flushAll(tenant);
+    expect(result?.reasons).toEqual({ forced: 2 });
+    await onShard(tenant, async (_i, state) => {
+      await state.storage.deleteAlarm();
+      await state.storage.deleteAll();
+    });
+    await evictDurableObject(stub(tenant));
+    await onShard(tenant, (i) => expect(i.head.numStreams).toBe(0));
+    expect(await readAll(tenant)).toEqual(expected(data));
+    expect(await readAll(tenant, [eq("env", "b")])).toEqual(expected(data.slice(1)));
+  });
+
+  it("loses nothing when R2 fails, retries with backoff, then trims the WAL", async () => {
+    const tenant = "lflush-r2-fail";
+    const data = lines(6, '{app="r2"}', 300, T0, 2);
+    await setClock(tenant, NOW);
+    await push(tenant, data);
+    let failing = true;
+    await onShard(tenant, (i) => {
+      const real = i.bucket;
+      i.bucket = new Proxy(real, {
+        get(target, prop) {
+          if (prop === "put" && failing) return async () => { throw new Error("injected R2 failure"); };
+          const v = Reflect.get(target, prop);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+    });
+    await expect(flushAll(tenant)).rejects.toThrow(/injected R2 failure/);
+    expect(await alarmAt(tenant, NOW + 31 * MIN)).toBe(true);
+    expect(await blocks(tenant)).toHaveLength(0);
+    const st = await stub(tenant).stats();
+    expect(st.lastFlushError).toMatch(/injected R2 failure/);
+    // The retry is scheduled under our control: backoff from the failure, not the 30 s check.
+    expect(st.nextAlarmAt).toBeGreaterThan(NOW + 31 * MIN);
+    expect(st.nextAlarmAt).toBeLessThanOrEqual(NOW + 31 * MIN + 300_000);
+    expect(st.walRecords).toBeGreaterThan(0);
+    expect(await readAll(tenant)).toEqual(expected(data));
+
+    failing = false;
+    expect(await alarmAt(tenant, NOW + 32 * MIN)).toBe(true);
+    const bs = await blocks(tenant);
+    expect(bs).toHaveLength(1);
+    expect(bs[0].meta.stats.numSamples).toBe(300);
+    expect((await stub(tenant).stats()).walRecords).toBe(0);
+    await evictDurableObject(stub(tenant));
+    expect(await readAll(tenant)).toEqual(expected(data));
+  });
+
+  it("an interrupted flush (block written, shard lost before marking) is read once and leaves one copy", async () => {
+    const tenant = "lflush-interrupted";
+    const data = [...lines(7, '{app="i1"}', 80, T0, 4), ...lines(8, '{app="i2"}', 40, T0, 9)];
+    await setClock(tenant, NOW);
+    await push(tenant, data);
+    await onShard(tenant, (i) => {
+      const real = i.bucket;
+      i.bucket = new Proxy(real, {
+        get(target, prop) {
+          if (prop === "put") {
+            return async (...args: Parameters<R2Bucket["put"]>) => {
+              await target.put(...args);
+              throw new Error("lost after the PUT");
+            };
+          }
+          const v = Reflect.get(target, prop);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+    });
+    await alarmAt(tenant, NOW + 31 * MIN);
+    expect(await blocks(tenant)).toHaveLength(1);
+    // The chunks are in the orphan block and still unflushed in the head: each entry once.
+    expect(await readAll(tenant)).toEqual(expected(data));
+    // The shard restarts (memory gone, intent and WAL kept) and flushes again.
+    await evictDurableObject(stub(tenant));
+    await alarmAt(tenant, NOW + 32 * MIN);
+    const bs = await blocks(tenant);
+    expect(bs).toHaveLength(1);
+    expect(bs[0].meta.stats.numSamples).toBe(120);
+    expect(await readAll(tenant)).toEqual(expected(data));
+  });
+
+  it("keeps the open chunk's snapshot and R2 apart: an entry in both is returned once", async () => {
+    const tenant = "lflush-overlap";
+    const data = lines(9, '{app="o"}', 50, T0, 1);
+    await push(tenant, data);
+    await flushAll(tenant);
+    // Re-push an overlapping tail (the stream's last entry is a duplicate and dropped;
+    // older ones within the window are accepted again into a new open chunk).
+    const again = data[0][1].slice(10);
+    const res = await push(tenant, [['{app="o"}', again]]);
+    expect(res.duplicates + res.accepted).toBe(again.length);
+    expect(await readAll(tenant)).toEqual(expected(data));
+  });
+
+  it("merges label names, values, series and index stats of heads and blocks", async () => {
+    const tenant = "lflush-index";
+    await setClock(tenant, NOW);
+    await push(tenant, [['{app="old", env="prod", region="eu"}', [[T0, 0, "flushed"], [T0 + 1, 0, "flushed too"]]]]);
+    await flushAll(tenant);
+    await push(tenant, [
+      ['{app="new", env="dev"}', [[T0 + 10, 0, "in the head"]]],
+      ['{app="old", env="prod", region="eu"}', [[T0 + 11, 0, "head part of a flushed stream"]]],
+    ]);
+    const q = { matcherSets: [], startMs: T0 - HOUR, startNs: 0, endMs: T0 + HOUR, endNs: 0 };
+    const gate = new Semaphore(6);
+    expect(await logLabelNames(env, tenant, q, gate)).toEqual(["app", "env", "region"]);
+    expect(await logLabelValues(env, tenant, "app", q, gate)).toEqual(["new", "old"]);
+    expect(await logLabelValues(env, tenant, "env", { ...q, matcherSets: [[eq("app", "new")]] }, gate)).toEqual(["dev"]);
+    expect(await logSeries(env, tenant, { ...q, matcherSets: [[eq("env", "prod")], [eq("app", "new")]] }, gate)).toEqual([
+      ["app", "new", "env", "dev"],
+      ["app", "old", "env", "prod", "region", "eu"],
+    ]);
+    const stats = await logIndexStats(env, tenant, { ...q, matcherSets: [[re("app", ".+")]] }, gate);
+    expect(stats).toMatchObject({ streams: 2, chunks: 3, entries: 4 });
+    expect(stats.bytes).toBeGreaterThan(0);
+    expect(gate.peak).toBeLessThanOrEqual(6);
+    // A range before everything: nothing.
+    expect(await logSeries(env, tenant, { ...q, startMs: T0 - 2 * HOUR, endMs: T0 - HOUR })).toEqual([]);
+  });
+});
