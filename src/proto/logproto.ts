@@ -138,8 +138,9 @@ const MAX_SECONDS = 253402300800;
 /** Decodes a logproto.PushRequest (already snappy-decompressed). Throws ProtoError on malformed input. */
 export function decodePushRequest(buf: Uint8Array): DecodedLogPush {
   const r = new ProtoReader(buf);
-  // ~1 entry per 64 bytes of request is typical for short lines; the columns grow otherwise.
-  const cols = new LogColumns(buf.length >> 6);
+  // ~1 entry per 128 bytes of request, at most 64Ki entries to start: the columns double as needed,
+  // so a large request of long lines does not reserve columns for entries it does not have.
+  const cols = new LogColumns(Math.min(buf.length >> 7, 1 << 16));
   while (r.more()) {
     const keyAt = r.pos;
     const tag = r.tag();

@@ -149,6 +149,27 @@ describe("Loki push: accepted formats", () => {
     expect((await readBack("lp_noentries")).size).toBe(0);
   });
 
+  it("200 streams over every shard, one stream repeated later in the push: every entry stored in its stream", async () => {
+    const streams: PushStream[] = [];
+    const want = new Map<string, Entry[]>();
+    for (let s = 0; s < 200; s++) {
+      const entries = Array.from({ length: 10 }, (_, i) => ({ ts: ns(NOW - 100_000 + i * 1000, s), line: `s${s} e${i}` }));
+      streams.push({ labels: `{app="many", n="${s}"}`, entries });
+      want.set(`{app="many", n="${s}"}`, entries.map((e) => [e.ts as string, e.line, null]));
+    }
+    // Stream 0 again, after the others: its shard's batch holds two records of it.
+    const more = [{ ts: ns(NOW - 50_000), line: "s0 again" }];
+    streams.push({ labels: '{n="0", app="many"}', entries: more });
+    want.get('{app="many", n="0"}')!.push([more[0].ts, "s0 again", null]);
+    await expectStatus(await pushProto(streams, "lp_many"), 204);
+    const got = await readBack("lp_many");
+    expect(got).toEqual(want);
+    // Placement spread the streams over all 4 shards.
+    const perShard = await Promise.all([0, 1, 2, 3].map((shard) => env.LOGS.get(env.LOGS.idFromName(`lp_many/${shard}`)).stats()));
+    expect(perShard.map((st) => st.streams).every((n) => n > 20)).toBe(true);
+    expect(perShard.reduce((a, st) => a + st.streams, 0)).toBe(200);
+  });
+
   it("an exact duplicate (same time and line) is accepted and stored once, as Loki does", async () => {
     const t = ns(NOW - 800);
     const s = [{ labels: '{app="dup"}', entries: [{ ts: t, line: "same" }] }];
