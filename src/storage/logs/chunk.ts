@@ -324,7 +324,16 @@ export class LogChunkBuilder {
     this.hOrdered = true;
     this.hAnyMeta = false;
     this.hMeta = [];
-    this.arena.reset();
+    // A shard holds thousands of streams: an idle stream must not keep a block's
+    // worth of head buffers after its cut. Regrowing costs a few copies per block.
+    if (this.arena.buf.length > 4096) this.arena = new ByteWriter(4096);
+    else this.arena.reset();
+    if (this.hMs.length > 64) {
+      this.hMs = new Float64Array(64);
+      this.hNs = new Uint32Array(64);
+      this.hOff = new Uint32Array(64);
+      this.hLen = new Uint32Array(64);
+    }
   }
 
   /** The head's entries in (time, line) order without exact duplicates, as a raw block into w. */
