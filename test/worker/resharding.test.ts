@@ -7,10 +7,10 @@
 // flush that leaves R2 blocks from several shard layouts.
 
 import { describe, expect, it } from "vitest";
-import { env, SELF } from "cloudflare:test";
+import { env, evictDurableObject, SELF } from "cloudflare:test";
 import { asMap, expected, pushV1, readAll, type TestSeries } from "./helpers";
 import { RingHistory } from "../../src/distributor/ring";
-import { tenantRings } from "../../src/distributor/tenant_ring";
+import { tenantRings, tenantStub } from "../../src/distributor/tenant_ring";
 import { listBlocks } from "../../src/storage/blocks";
 
 const NOW = Date.now();
@@ -132,5 +132,9 @@ describe("resharding at run time", () => {
     await admin("PUT", "tenant=idem&shards=3");
     const again = (await (await admin("PUT", "tenant=idem&shards=3")).json()) as { data: { history: unknown[] } };
     expect(again.data.history.length).toBe(2);
+    // The history is in the tenant DO's SQLite: a restarted object has it.
+    await evictDurableObject(tenantStub(env, "idem"));
+    const after = (await (await admin("GET", "tenant=idem")).json()) as { data: { shards: number; history: unknown[] } };
+    expect(after.data).toMatchObject({ shards: 3, history: again.data.history });
   });
 });
