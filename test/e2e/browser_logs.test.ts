@@ -118,7 +118,7 @@ describe("browser logs: the example page in Chromium against wrangler dev", () =
     // Errors are queued: console.error and an uncaught exception; leaving the page sends them with sendBeacon.
     await page.evaluate(() => console.error("console error", 42));
     await page.click("#boom");
-    await sleep(200); // let the setTimeout in #boom throw before the page goes away
+    await page.locator("#status").getByText("queued: window.onerror:").waitFor();
     await page.goto("about:blank");
     const beacon = await waitFor("the beacon", () => pushesFrom(allowed!.origin).find((r) => r.method === "POST" && r.path.includes("tenant=")));
     expect(beacon.status).toBe(204);
