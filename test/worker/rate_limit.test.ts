@@ -6,7 +6,7 @@
 //   rl_logs:      logIngestionRateBytes 1000, logIngestionBurstBytes 4000
 //   series_small: maxGlobalSeriesPerUser 8 over 2 shards (4 per shard)
 
-import { env } from "cloudflare:test";
+import { SELF, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { post, pushV1, readAll } from "./helpers";
 
@@ -105,6 +105,43 @@ describe("ingestion rate limit (log bytes)", () => {
     expect(message).toContain("logIngestionRateBytes");
     const stats = await env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName("rl_logs")).stats();
     expect(stats.discarded.rate_limited.lines).toBe(statuses.filter((s) => s === 429).length);
+  });
+});
+
+describe("browser key rate limit", () => {
+  it("refuses a browser key past its own bytes/s while the tenant's other pushes go on", async () => {
+    const key = "rl-browser-key-0123456789";
+    const origin = "https://rl.example";
+    const put = await SELF.fetch("http://ingester/api/v1/runtime_config", {
+      method: "PUT",
+      body: JSON.stringify({
+        overrides: { rl_bk: { corsAllowedOrigins: [origin] } },
+        browserKeys: [{ id: "bk", key, tenant: "rl_bk", origins: [origin], bytesPerSecond: 100, burstBytes: 1500 }],
+      }),
+    });
+    expect(put.status, await put.text()).toBe(200);
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const push = (i: number, headers: Record<string, string>, query: string) =>
+      post(`/loki/api/v1/push${query}`, JSON.stringify({ streams: [{ stream: { app: "bk", i: String(i) }, values: [[String(now + BigInt(i)), "y".repeat(400)]] }] }), {
+        "Content-Type": "application/json",
+        ...headers,
+      });
+    const statuses: number[] = [];
+    let message = "";
+    for (let i = 0; i < 6; i++) {
+      const r = await push(i, { Origin: origin }, `?key=${key}`);
+      statuses.push(r.status);
+      const text = await r.text();
+      if (r.status === 429) message = text;
+    }
+    // 1500 bytes of burst hold about 3 pushes of ~410 bytes.
+    expect(statuses.slice(0, 2)).toEqual([204, 204]);
+    expect(statuses).toContain(429);
+    expect(message).toContain('browser key bk exceeded its rate limit (limit: 100 bytes/sec, burst 1500 bytes');
+    // The tenant's own bucket (4 MiB/s) is far from empty: a server push for it passes.
+    const server = await push(99, { "X-Scope-OrgID": "rl_bk" }, "");
+    expect(server.status, await server.text()).toBe(204);
+    expect((await SELF.fetch("http://ingester/api/v1/runtime_config", { method: "PUT", body: "{}" })).status).toBe(200);
   });
 });
 
