@@ -11,6 +11,7 @@ import { MatchType } from "../../src/proto/types";
 import { readLogChunk } from "../../src/storage/logs/chunk";
 import { formatNs } from "../../src/model/logtime";
 import { configuredOrigins, preflightAllows } from "../../src/http/cors";
+import { parseRfc3339Nano } from "../../src/distributor/logs/decode_json";
 import { compress, encodePushRequest, jsonPushBody, ns, type PushStream } from "../support/loki_wire";
 
 const NOW = Date.now();
@@ -315,5 +316,16 @@ describe("Loki push: CORS", () => {
     expect(preflightAllows(a, "https://c.example")).toBe(false);
     const star = { LIMITS: JSON.stringify({ "*": { corsAllowedOrigins: ["*"] } }) };
     expect(preflightAllows(star, "https://c.example")).toBe(true);
+  });
+});
+
+describe("legacy JSON timestamps (Go's RFC 3339 with nanoseconds)", () => {
+  it("parses offsets and fractions exactly; refuses what Go refuses", () => {
+    expect(parseRfc3339Nano("2024-05-01T10:00:00Z")).toEqual({ ms: Date.UTC(2024, 4, 1, 10), ns: 0 });
+    expect(parseRfc3339Nano("2024-05-01T12:00:00.000000001+02:00")).toEqual({ ms: Date.UTC(2024, 4, 1, 10), ns: 1 });
+    expect(parseRfc3339Nano("2024-05-01T09:30:00.5-00:30")).toEqual({ ms: Date.UTC(2024, 4, 1, 10, 0, 0, 500), ns: 0 });
+    for (const bad of ["2024-05-01 10:00:00Z", "2024-13-01T10:00:00Z", "2024-05-01T10:00:00", "2024-05-01T10:00:00.1234567890Z", "1714557600"]) {
+      expect(parseRfc3339Nano(bad), bad).toBeNull();
+    }
   });
 });
