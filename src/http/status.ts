@@ -3,7 +3,7 @@
 // benchmark and by operators; the per-tenant stats API and the status page below;
 // the system's /metrics is src/observability/metrics.ts.
 
-import { limitsFor } from "../config/limits";
+import { allShards } from "../distributor/tenant_ring";
 import { shardStub } from "../distributor/shards";
 import { r2Ops } from "../storage/blocks";
 import { MAX_CONCURRENT_SUBREQUESTS, Semaphore, mapLimit } from "../model/concurrency";
@@ -14,8 +14,7 @@ import { isolate } from "../observability/requests";
 import { escapeHtml, renderStatusPage } from "./status_page";
 
 export async function handleIngesterStatus(env: Env, tenant: string): Promise<Response> {
-  const shards = limitsFor(env, tenant).shards;
-  const ids = Array.from({ length: shards }, (_, i) => i);
+  const ids = await allShards(env, tenant);
   const stats = await mapLimit(ids, MAX_CONCURRENT_SUBREQUESTS, async (shard) => ({ ...(await shardStub(env, tenant, shard).stats()), shard }));
   return Response.json({ status: "success", data: { tenant, shards: stats } });
 }

@@ -175,6 +175,11 @@ export function renderChart(rows: TenantRow[], now: number): string {
   let max = 0;
   for (const l of lines) for (const p of l.points) if (p > max) max = p;
   const top = niceMax(max);
+  const step = top / 4;
+  // As many decimals as the step needs (2.5 -> 1, 0.125 -> 3), the same on every label.
+  let decimals = 0;
+  while (decimals < 4 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-9) decimals++;
+  const axis = (v: number) => (decimals === 0 ? num(v) : v.toFixed(decimals));
   const x = (i: number) => L + (pw * i) / (HISTORY_MINUTES - 1);
   const y = (v: number) => T + ph - (ph * v) / top;
   const parts: string[] = [];
@@ -183,7 +188,7 @@ export function renderChart(rows: TenantRow[], now: number): string {
   for (let g = 0; g <= 4; g++) {
     const v = (top * g) / 4;
     parts.push(`<line class="grid" x1="${L}" x2="${W - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`);
-    parts.push(`<text class="axis" x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${escapeHtml(rate(v))}</text>`);
+    parts.push(`<text class="axis" x="${L - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${axis(v)}</text>`);
   }
   const endMinute = Math.floor(now / 60_000);
   for (let i = 0; i < HISTORY_MINUTES; i += 10) {
@@ -210,6 +215,7 @@ export function renderChart(rows: TenantRow[], now: number): string {
 
 function shardTable(row: TenantRow, blocks: Map<number, ShardBlocks> | undefined, blockError: string | undefined, now: number): string {
   const hasLogs = row.t.shards.some((s) => s.logs !== null);
+  const numeric = new Set(["series", "chunks", "streams", "memory", "WAL", "checkpoint", "rate /s", "received", "discarded", "blocks", "block bytes"]);
   const head = [
     "shard",
     "series",
@@ -261,7 +267,7 @@ function shardTable(row: TenantRow, blocks: Map<number, ShardBlocks> | undefined
     ];
     return `<tr class="shard-row" data-tenant="${escapeHtml(row.t.tenant)}" data-shard="${sh.shard}">${cells.join("")}</tr>`;
   });
-  return `<table class="shards"><thead><tr>${head.map((h) => `<th>${h}</th>`).join("")}</tr></thead><tbody>${body.join("")}</tbody></table>`;
+  return `<table class="shards"><thead><tr>${head.map((h) => `<th${numeric.has(h) ? ` class="n"` : ""}>${h}</th>`).join("")}</tr></thead><tbody>${body.join("")}</tbody></table>`;
 }
 
 function errorList(row: TenantRow): string {
@@ -317,14 +323,14 @@ export function renderStatusPage(input: StatusPageInput): string {
 <title>edge-ingester status</title>
 <style>${CSS}</style></head>
 <body>
-<header><h1>edge-ingester</h1><span class="dim">status at ${time(now)} · isolate ${escapeHtml(input.isolate)} · <a href="/metrics">/metrics</a> · <a href="/distributor/all_user_stats">all_user_stats</a></span>
+<header><h1>edge-ingester</h1><span class="dim">collected ${time(now)} · isolate ${escapeHtml(input.isolate)} · <a href="/metrics">/metrics</a> · <a href="/distributor/all_user_stats">all_user_stats</a></span>
 <label class="refresh"><input type="checkbox" id="auto"> auto-refresh 10s</label></header>
 <main>
 ${warn}
 <div class="tiles">${tiles}</div>
 <section class="chart"><h2>Ingestion rate, last hour <span class="dim small">per-minute counts kept by each shard</span></h2>${renderChart(rows, now)}</section>
 <section><h2>Tenants</h2>
-<table class="tenants"><thead><tr><th>tenant</th><th>shards</th><th>series</th><th>streams</th><th>samples/s</th><th>received</th><th>discarded</th><th>lines</th><th>memory</th><th>WAL</th><th>blocks</th><th>block bytes</th><th>errors</th></tr></thead>
+<table class="tenants"><thead><tr><th>tenant</th>${["shards", "series", "streams", "samples/s", "received", "discarded", "lines", "memory", "WAL", "blocks", "block bytes", "errors"].map((h) => `<th class="n">${h}</th>`).join("")}</tr></thead>
 <tbody>${summary || `<tr><td colspan="13" class="dim">No tenant has written yet.</td></tr>`}</tbody></table></section>
 ${sections}
 </main>

@@ -1,15 +1,16 @@
 // Gathering what every shard knows about itself, for /metrics, the stats API and
 // the status page. Tenants are those R2 lists (src/storage/blocks.ts listTenants:
-// each shard registers itself at its first write); each tenant's shards are asked
-// for stats(), metrics and log shards alike. Every Durable Object and R2 call goes
+// each shard registers itself at its first write); each tenant's shards (every one
+// its ring ever listed, src/distributor/tenant_ring.ts) are asked for stats(),
+// metrics and log shards alike. Every Durable Object and R2 call goes
 // through one gate of MAX_CONCURRENT_SUBREQUESTS (the Workers connection limit).
 //
 // A shard that cannot answer is left out of this collection (and counted in
 // `failures`), rather than failing the whole scrape: its counters come back at the
 // next one, unchanged, since they are persisted.
 
-import { limitsFor } from "../config/limits";
 import { logShardStub, shardStub } from "../distributor/shards";
+import { allShards } from "../distributor/tenant_ring";
 import type { ShardStats } from "../ingester/rpc";
 import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../model/concurrency";
 import { listBlocks, listTenants } from "../storage/blocks";
@@ -66,9 +67,11 @@ export async function collectCluster(env: Env, gate: Semaphore = new Semaphore(M
   const withLogs = opts.logs ?? true;
   const tenants = await Promise.all(
     names.map(async (tenant): Promise<TenantSnapshot> => {
-      const n = limitsFor(env, tenant).shards;
+      // Every shard the tenant's ring ever listed (run-time resharding only adds to
+      // that list), so a shard's counters never drop out of the sums.
+      const ids = await gate.run(() => allShards(env, tenant));
       const shards = await Promise.all(
-        Array.from({ length: n }, async (_, shard): Promise<ShardSnapshot> => {
+        ids.map(async (shard): Promise<ShardSnapshot> => {
           const snap: ShardSnapshot = { shard, metrics: null, logs: null, error: null };
           const [m, l] = await Promise.all([
             gate.run(() => shardStub(env, tenant, shard).stats()).then(
@@ -96,17 +99,9 @@ export async function collectCluster(env: Env, gate: Semaphore = new Semaphore(M
   return { at, tenants, failures };
 }
 
-/** A log shard's stats; null when the log ingester has no stats() (yet). */
+/** A log shard's stats (src/ingester/logs/rpc.ts LogShardStats), read through the optional fields of LogShardView. */
 async function logStats(env: Env, tenant: string, shard: number): Promise<LogShardView | null> {
-  const stub = logShardStub(env, tenant, shard) as unknown as { stats?: () => Promise<unknown> };
-  let raw: unknown;
-  try {
-    raw = await stub.stats!();
-  } catch (e) {
-    // An RPC to a method the class does not define: the log ingester without stats().
-    if (/does not (have|implement)|not a function|no such method|not found on/i.test((e as Error).message)) return null;
-    throw e;
-  }
+  const raw: unknown = await logShardStub(env, tenant, shard).stats();
   return typeof raw === "object" && raw !== null ? (raw as LogShardView) : null;
 }
 

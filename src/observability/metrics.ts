@@ -136,13 +136,16 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
       if (l !== null) {
         const o = l.observations;
         const at = { tenant: t.tenant, shard: String(sh.shard) };
-        linesReceived.add(tenant, counter(o, COUNTER.linesReceived));
-        bytesReceived.add(tenant, counter(o, COUNTER.bytesReceived));
-        for (const name of [COUNTER.discardedLines, COUNTER.distributorDiscardedLines]) {
-          for (const [reason, n] of labelled(o, name)) lokiDiscarded.add({ tenant: t.tenant, reason }, n);
-        }
-        for (const name of [COUNTER.discardedBytes, COUNTER.distributorDiscardedBytes]) {
-          for (const [reason, n] of labelled(o, name)) lokiDiscardedBytes.add({ tenant: t.tenant, reason }, n);
+        // Counters only from persisted observations: a count kept in the object's memory would reset at eviction.
+        if (o) {
+          linesReceived.add(tenant, counter(o, COUNTER.linesReceived));
+          bytesReceived.add(tenant, counter(o, COUNTER.bytesReceived));
+          for (const name of [COUNTER.discardedLines, COUNTER.distributorDiscardedLines]) {
+            for (const [reason, n] of labelled(o, name)) lokiDiscarded.add({ tenant: t.tenant, reason }, n);
+          }
+          for (const name of [COUNTER.discardedBytes, COUNTER.distributorDiscardedBytes]) {
+            for (const [reason, n] of labelled(o, name)) lokiDiscardedBytes.add({ tenant: t.tenant, reason }, n);
+          }
         }
         if (typeof l.streams === "number") streams.set(at, l.streams);
         if (typeof l.chunks === "number") logChunks.set(at, l.chunks);

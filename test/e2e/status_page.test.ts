@@ -1,0 +1,115 @@
+// The status page in a real browser (Debian's Chromium via playwright-core): two
+// tenants push through `wrangler dev`; /status must show both tenants, one row per
+// shard, the ingestion-rate chart as an inline SVG path, and nothing fetched from
+// elsewhere. A screenshot goes to test-results/status.png for a person to look at.
+// A missing /usr/bin/chromium fails the test (CI installs it), never skips it.
+
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromium, type Browser } from "playwright-core";
+import { CHROMIUM_ARGS, CHROMIUM_BIN } from "../support/chromium";
+import { encodeWriteV1, type PromSeries } from "../support/promproto";
+import { waitUntil } from "../support/prometheus";
+import { buildWorkerBundle, PROJECT_ROOT, startWrangler, type WranglerHandle } from "../support/wrangler";
+import { snappyCompress } from "../../src/proto/snappy";
+
+const TENANTS = ["team-alpha", "team-beta"];
+const SHARDS = 4;
+const NOW = Date.now();
+
+let wrangler: WranglerHandle | null = null;
+let browser: Browser | null = null;
+
+async function push(tenant: string, series: PromSeries[]): Promise<Response> {
+  return fetch(`${wrangler!.url}/api/v1/push`, {
+    method: "POST",
+    body: snappyCompress(encodeWriteV1(series)),
+    headers: { "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "0.1.0", "X-Scope-OrgID": tenant },
+    signal: AbortSignal.timeout(30_000),
+  });
+}
+
+function series(n: number, name: string, t: number): PromSeries[] {
+  return Array.from({ length: n }, (_, i) => ({ labels: { __name__: name, instance: `host-${i}` }, samples: [[t, i]] }));
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM_BIN)) throw new Error(`${CHROMIUM_BIN} is missing: install Debian's chromium (apt-get install -y chromium; .ci/run does)`);
+  const bundle = await buildWorkerBundle();
+  wrangler = await startWrangler({ bundle });
+  browser = await chromium.launch({ executablePath: CHROMIUM_BIN, args: CHROMIUM_ARGS, timeout: 60_000 });
+});
+
+afterAll(async () => {
+  await browser?.close().catch(() => undefined);
+  await wrangler?.stop().catch(() => undefined);
+});
+
+describe("GET /status in Chromium", () => {
+  it("shows both tenants, a row per shard, the ingestion chart and recent errors", async () => {
+    // Several pushes a few seconds apart, different sizes per tenant, so the chart has two distinct lines.
+    for (let k = 0; k < 5; k++) {
+      expect((await push(TENANTS[0], series(120, "alpha_requests_total", NOW - 60_000 + k * 1000))).status).toBe(204);
+      expect((await push(TENANTS[1], series(40, "beta_queue_depth", NOW - 60_000 + k * 1000))).status).toBe(204);
+    }
+    // One refused push, so the page has a recent error to show.
+    expect((await push(TENANTS[1], series(3, "beta_queue_depth", NOW - 30 * 86_400_000))).status).toBe(400);
+
+    // Tenants are listed once their shards registered in R2 (right after their first write).
+    await waitUntil(
+      async () => {
+        const html = await (await fetch(`${wrangler!.url}/status`)).text();
+        return TENANTS.every((t) => html.includes(`data-tenant="${t}"`));
+      },
+      30_000,
+      () => `tenants never listed on /status; ${wrangler!.logTail(20)}`,
+    );
+
+    const page = await browser!.newPage({ viewport: { width: 1400, height: 1100 } });
+    const outside: string[] = [];
+    page.on("request", (r) => {
+      if (!r.url().startsWith(wrangler!.url)) outside.push(r.url());
+    });
+    const pageErrors: string[] = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    const res = await page.goto(`${wrangler!.url}/status`, { waitUntil: "load" });
+    expect(res?.status()).toBe(200);
+
+    for (const t of TENANTS) {
+      await expect.poll(() => page.locator(`tr.tenant-row[data-tenant="${t}"]`).count()).toBe(1);
+      expect(await page.locator(`tr.shard-row[data-tenant="${t}"]`).count()).toBe(SHARDS);
+      expect(await page.locator(`section.tenant h2`, { hasText: t }).count()).toBe(1);
+    }
+    // Series per tenant as pushed: 120 and 40 (the refused push added none).
+    const seriesCell = (t: string) => page.locator(`tr.tenant-row[data-tenant="${t}"] td`).nth(2).innerText();
+    expect(await seriesCell(TENANTS[0])).toBe("120");
+    expect(await seriesCell(TENANTS[1])).toBe("40");
+
+    // The chart: an inline SVG with one 60-point path per tenant, drawn with a real size.
+    const paths = page.locator("svg#rate-chart path.series");
+    expect(await paths.count()).toBe(2);
+    for (let i = 0; i < 2; i++) {
+      const d = (await paths.nth(i).getAttribute("d")) ?? "";
+      expect(d).toMatch(/^M[\d.]+,[\d.]+(L[\d.]+,[\d.]+){59}$/);
+    }
+    const box = await page.locator("svg#rate-chart").boundingBox();
+    expect(box!.width).toBeGreaterThan(600);
+    expect(box!.height).toBeGreaterThan(150);
+    // The newest point of alpha's line is above beta's (more samples this minute): y grows downwards.
+    const lastY = async (i: number) => Number(((await paths.nth(i).getAttribute("d")) ?? "").split(",").pop());
+    expect(await lastY(0)).toBeLessThan(await lastY(1));
+
+    // The inline script ran: relative times instead of ISO clock times.
+    await expect.poll(() => page.locator("header time").innerText()).toMatch(/ago$/);
+    // The refused push is in beta's recent errors.
+    await page.locator(`section.tenant:has(h2:has-text("${TENANTS[1]}")) details.errors summary`).click();
+    expect(await page.locator(`section.tenant:has(h2:has-text("${TENANTS[1]}")) details.errors li`).first().innerText()).toMatch(/sample_too_old|too old/);
+
+    mkdirSync(join(PROJECT_ROOT, "test-results"), { recursive: true });
+    await page.screenshot({ path: join(PROJECT_ROOT, "test-results", "status.png"), fullPage: true });
+    expect(outside, "no external assets").toEqual([]);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+});
