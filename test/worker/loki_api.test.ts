@@ -3,7 +3,8 @@
 // streams / matrix / vector / scalar results, labels, label values, series and index
 // stats over data pushed through the real push route, and live tail's refusals.
 
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
+import { logShardStub } from "../../src/distributor/shards";
 import { beforeAll, describe, expect, it } from "vitest";
 
 const TENANT = "loki-api";
@@ -194,6 +195,78 @@ describe("Loki HTTP API", () => {
 
     it("another tenant sees nothing", async () => {
       expect(await json(await get("/loki/api/v1/labels", { start: START, end: END }, "loki-api-other"))).toEqual({ status: "success", data: [] });
+    });
+  });
+
+  describe("live tail (WebSocket)", () => {
+    const TAIL_TENANT = "loki-tail";
+    const pushTo = async (streams: { stream: Record<string, string>; values: [string, string][] }[]): Promise<void> => {
+      const res = await SELF.fetch("http://ingester/loki/api/v1/push", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Scope-OrgID": TAIL_TENANT },
+        body: JSON.stringify({ streams }),
+      });
+      expect(res.status, await res.text()).toBe(204);
+    };
+
+    /** Waits (not a timing assertion: a bound on event-loop turns) until n messages arrived. */
+    async function received(messages: unknown[], n: number): Promise<unknown[]> {
+      for (let i = 0; i < 500 && messages.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(messages.length).toBe(n);
+      return messages;
+    }
+
+    async function tailers(): Promise<number> {
+      let n = 0;
+      for (let shard = 0; shard < 4; shard++) n += (await logShardStub(env, TAIL_TENANT, shard).stats()).tailers;
+      return n;
+    }
+
+    it("sends history first (forward, limited), then live entries through the pipeline; closing ends every shard socket", async () => {
+      const t0 = NOW_MS;
+      const stream = { app: "tail", env: "test" };
+      const other = { app: "tail", env: "other" };
+      await pushTo([
+        { stream, values: [[ns(t0), "level=info msg=old1"], [ns(t0 + 1000), "level=debug msg=old2"], [ns(t0 + 2000), "level=info msg=old3"], [ns(t0 + 3000), "level=info msg=old4"]] },
+      ]);
+      const q = '{app="tail", env="test"} |= "info" | logfmt | line_format "{{.msg}}"';
+      const url = `http://ingester/loki/api/v1/tail?query=${encodeURIComponent(q)}&start=${ns(t0 - 60_000)}&limit=2`;
+      const res = await SELF.fetch(url, { headers: { Upgrade: "websocket", "X-Scope-OrgID": TAIL_TENANT } });
+      expect(res.status).toBe(101);
+      const ws = res.webSocket!;
+      const messages: unknown[] = [];
+      ws.addEventListener("message", (e) => messages.push(JSON.parse(e.data as string)));
+      const closed = new Promise<void>((resolve) => ws.addEventListener("close", () => resolve()));
+      ws.accept();
+
+      // History: the first `limit` matching entries from `start`, oldest first, through the pipeline.
+      const labels = (msg: string) => ({ ...stream, level: "info", msg });
+      expect(await received(messages, 1)).toEqual([
+        {
+          streams: [
+            { stream: labels("old1"), values: [[ns(t0), "old1"]] },
+            { stream: labels("old3"), values: [[ns(t0 + 2000), "old3"]] },
+          ],
+          dropped_entries: null,
+        },
+      ]);
+      expect(await tailers()).toBe(4);
+
+      // Live: filtered by the line filter, parsed, reformatted; other streams never arrive.
+      await pushTo([
+        { stream, values: [[ns(t0 + 10_000), "level=debug msg=new1"], [ns(t0 + 11_000, 7), "level=info msg=new2"]] },
+        { stream: other, values: [[ns(t0 + 12_000), "level=info msg=elsewhere"]] },
+      ]);
+      await pushTo([{ stream, values: [[ns(t0 + 13_000), "level=info msg=new3"]] }]);
+      expect((await received(messages, 3)).slice(1)).toEqual([
+        { streams: [{ stream: labels("new2"), values: [[ns(t0 + 11_000, 7), "new2"]] }], dropped_entries: null },
+        { streams: [{ stream: labels("new3"), values: [[ns(t0 + 13_000), "new3"]] }], dropped_entries: null },
+      ]);
+
+      ws.close(1000, "done");
+      await closed;
+      for (let i = 0; i < 500 && (await tailers()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await tailers()).toBe(0);
     });
   });
 });
