@@ -16,6 +16,7 @@ import { headLogIndexStats, headLogLabelNames, headLogLabelValues, headLogSeries
 import { TailHub, parseTailMatchers } from "../src/ingester/logs/tail";
 import type { LogIndexQuery, LogIndexStats, LogShardPush, LogShardPushResult, LogShardSelect, LogShardStats, SelectedLogStream } from "../src/ingester/logs/rpc";
 import type { FlatLabels } from "../src/model/labels";
+import type { LogChunkRules } from "../src/ingester/logs/stream";
 import { registerShard } from "../src/storage/blocks";
 
 export class LogIngester extends DurableObject<Env> {
@@ -55,6 +56,8 @@ export class LogIngester extends DurableObject<Env> {
   private replay(): void {
     this.wal = new Wal(this.ctx.storage);
     const head = this.head;
+    const rules = this.wal.getKv("chunk_rules");
+    if (typeof rules === "string") head.rules = JSON.parse(rules) as LogChunkRules;
     const now = this.clock();
     const decoder = new LogWalDecoder({
       batch: (batch) => void applyBatch(head, batch, now),
@@ -118,7 +121,12 @@ export class LogIngester extends DurableObject<Env> {
         `log shard ${push.shard} of tenant ${push.tenant} holds ${this.head.bytesEstimate} bytes, over the limit of ${limits.maxHeadBytesPerShard} (maxHeadBytesPerShard), until a flush to R2 succeeds; retry later`,
       );
     }
-    this.head.rules = { blockSize: limits.chunkBlockSize, targetSize: limits.chunkTargetSize, maxChunkAgeMs: limits.maxChunkAgeMs };
+    const r = this.head.rules;
+    if (r.blockSize !== limits.chunkBlockSize || r.targetSize !== limits.chunkTargetSize || r.maxChunkAgeMs !== limits.maxChunkAgeMs) {
+      // Kept durable so that a replay cuts chunks by the tenant's rules, not the defaults.
+      this.head.rules = { blockSize: limits.chunkBlockSize, targetSize: limits.chunkTargetSize, maxChunkAgeMs: limits.maxChunkAgeMs };
+      this.wal.setKv("chunk_rules", JSON.stringify(this.head.rules));
+    }
     // Synchronous from validation to the WAL insert and the head: the output gate
     // holds the reply until SQLite has committed the row.
     const { result, committed } = appendLogPush(this.head, this.wal, push, this.clock());

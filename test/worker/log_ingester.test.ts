@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { mulberry32 } from "../support/prng";
-import { ALL, HOUR, MIN, T0, eq, expected, push, re, readShard, stub, type Entry, type Streams } from "./log_support";
+import { HOUR, MIN, T0, eq, expected, push, re, readShard, stub, type Entry, type Streams } from "./log_support";
 import { MatchType } from "../../src/proto/types";
 
 const A = '{app="api", env="prod"}';
@@ -136,14 +136,18 @@ describe("log ingester: replay", () => {
         const entries: Entry[] = Array.from({ length: 1 + Math.floor(rand() * 20) }, (_, j): Entry => [T0 + p * 1000 + j, Math.floor(rand() * 1e6), `line ${p}/${j} ${rand().toString(36)}`]);
         streams.push([labels, entries]);
       }
-      const res = await push(tenant, streams, { chunkBlockSize: 2048, chunkTargetSize: 8192 });
+      const res = await push(tenant, streams, { chunkBlockSize: 256, chunkTargetSize: 1024 });
       expect(res.rejected).toEqual([]);
       all.push(...streams);
     }
     const before = await readShard(tenant, [re("app", ".+")]);
     expect(before).toEqual(expected(all));
+    const chunks = (await stub(tenant).stats()).chunks;
+    expect(chunks).toBeGreaterThan(12 + 6); // 12 streams; the small target size cut more chunks
     await evictDurableObject(stub(tenant));
     expect(await readShard(tenant, [re("app", ".+")])).toEqual(before);
+    // Replay cut the chunks by the tenant's rules (kept durable), not the defaults.
+    expect((await stub(tenant).stats()).chunks).toBe(chunks);
     // The last entry and the newest timestamp came back with the streams.
     const [lastLabels, lastEntries] = all[all.length - 1];
     const last = lastEntries[lastEntries.length - 1];
@@ -158,6 +162,5 @@ describe("log ingester: replay", () => {
     expect((await push(tenant, data)).accepted).toBe(12);
     await evictDurableObject(stub(tenant));
     expect(await readShard(tenant, [eq("app", "api")])).toEqual(expected(data));
-    void ALL;
   });
 });
