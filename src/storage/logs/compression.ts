@@ -6,9 +6,9 @@
 //
 // The default was chosen from bench/logs_compression.mjs, run inside workerd (table
 // in docs/log-format.md): Brotli at quality 4 compresses access and JSON logs as
-// tightly as gzip/deflate level 6 (8.5x and 4.5x vs 8.5x and 4.6x) with about 1.7x
-// less CPU (~80 vs ~50 MB/s), and decompresses at ~400-470 MB/s, far above what a
-// query then does per line. Snappy (snappyjs, pure JS) is slower than Brotli
+// tightly as gzip/deflate level 6 (8.5x and 4.5x vs 8.5x and 4.6x) with 1.5-1.7x
+// less CPU (80-100 vs 50-66 MB/s), and decompresses at ~500 MB/s, far above what a
+// query then does per line (~160 MB/s to strings). Snappy (snappyjs, pure JS) is slower than Brotli
 // quality 1 here and compresses worse (4.9x / 2.7x), so it has no niche; the
 // async CompressionStream codecs measure like node:zlib but cannot run in a push.
 
