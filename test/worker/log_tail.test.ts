@@ -83,6 +83,21 @@ describe("log ingester: live tail", () => {
     expect((await stub(tenant).stats()).tailers).toBe(0);
   });
 
+  it("splits a push too large for one WebSocket message, keeping entry order", async () => {
+    const tenant = "tail-large";
+    const t = await openTail(tenant, [eq("app", "api")]);
+    const big = (i: number) => `${i}:` + "z".repeat(200_000);
+    await push(tenant, [[A, Array.from({ length: 6 }, (_, i): [number, number, string] => [T0 + i, 0, big(i)])], [B, [[T0, 0, "other"]]]]);
+    await push(tenant, [[A, [[T0 + 10, 0, "small"]]]]);
+    for (let i = 0; i < 500 && t.messages.length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+    const msgs = t.messages as { streams: { values: string[][] }[] }[];
+    expect(msgs.length).toBeGreaterThan(2);
+    const lines = msgs.flatMap((m) => m.streams.flatMap((s) => s.values.map((v) => v[1])));
+    expect(lines).toEqual([...Array.from({ length: 6 }, (_, i) => big(i)), "small"]);
+    for (const m of msgs) expect(JSON.stringify(m).length).toBeLessThan(1 << 20);
+    t.ws.close(1000, "done");
+  });
+
   it("refuses requests that are not WebSocket upgrades or carry bad matchers", async () => {
     const plain = await stub("tail-bad").fetch("http://shard/tail");
     expect(plain.status).toBe(426);
@@ -99,5 +114,10 @@ describe("log ingester: live tail", () => {
       headers: { Upgrade: "websocket" },
     });
     expect(badShape.status).toBe(400);
+    const tooLong = await stub("tail-bad").fetch(`http://shard/tail?matchers=${encodeURIComponent(JSON.stringify([re("app", "x".repeat(3000))]))}`, {
+      headers: { Upgrade: "websocket" },
+    });
+    expect(tooLong.status).toBe(400);
+    expect(await tooLong.text()).toMatch(/too long for a tail/);
   });
 });

@@ -18,6 +18,15 @@ import { compileMatcher, matchesAll, type CompiledMatcher } from "../../model/ma
 import { MatchType, type LabelMatcher } from "../../proto/types";
 import { LogBatchReader } from "./batch";
 
+/** Below the Hibernation API's 2,048-byte attachment limit, with room for the wrapper. */
+const MAX_ATTACHMENT_CHARS = 1800;
+/**
+ * A message stays well below the 1 MiB a WebSocket message may carry: a push
+ * larger than this goes out as several messages, split between streams (or
+ * within a stream's values), in order.
+ */
+const MAX_MESSAGE_CHARS = 512 * 1024;
+
 /** What a tail socket's attachment holds (serializeAttachment: structured clone, at most 2 KiB). */
 export interface TailAttachment {
   matchers: LabelMatcher[];
@@ -45,6 +54,8 @@ export function parseTailMatchers(raw: string | null): LabelMatcher[] {
     out.push({ type: o.type as MatchType, name: o.name, value: o.value });
   }
   out.forEach(compileMatcher); // a bad regexp is refused now, not at the first push
+  // serializeAttachment keeps at most 2,048 bytes per socket.
+  if (JSON.stringify(out).length > MAX_ATTACHMENT_CHARS) throw new Error(`?matchers= is too long for a tail: at most ${MAX_ATTACHMENT_CHARS} characters of matchers`);
   return out;
 }
 
@@ -92,14 +103,13 @@ export class TailHub {
       let body = "";
       for (const p of parts) {
         if (!matchesAll(matchers, p.flat)) continue;
+        if (body !== "" && body.length + p.json.length > MAX_MESSAGE_CHARS) {
+          send(ws, body);
+          body = "";
+        }
         body += (body === "" ? "" : ",") + p.json;
       }
-      if (body === "") continue;
-      try {
-        ws.send(`{"streams":[${body}],"dropped_entries":null}`);
-      } catch {
-        // Closing or closed: webSocketClose cleans up.
-      }
+      if (body !== "") send(ws, body);
     }
   }
 
@@ -114,27 +124,44 @@ export class TailHub {
   }
 }
 
-/** The batch's streams as Loki tail JSON fragments, one per stream (repeats of a stream merged). */
+function send(ws: WebSocket, body: string): void {
+  try {
+    ws.send(`{"streams":[${body}],"dropped_entries":null}`);
+  } catch {
+    // Closing or closed: webSocketClose cleans up.
+  }
+}
+
+/**
+ * The batch's streams as Loki tail JSON fragments: one per stream (repeats of a
+ * stream merged), or several for a stream whose values pass MAX_MESSAGE_CHARS.
+ */
 function streamParts(batch: Uint8Array, flatOf: (labels: string) => FlatLabels | null): StreamPart[] {
-  const byLabels = new Map<string, { flat: FlatLabels; values: string[] }>();
+  const out: StreamPart[] = [];
+  const byLabels = new Map<string, { flat: FlatLabels; head: string; values: string[]; chars: number }>();
+  const close = (s: { flat: FlatLabels; head: string; values: string[]; chars: number }) => {
+    if (s.values.length > 0) out.push({ flat: s.flat, json: `${s.head}${s.values.join(",")}]}` });
+    s.values = [];
+    s.chars = 0;
+  };
   const r = new LogBatchReader(batch);
   while (r.nextStream()) {
     let s = byLabels.get(r.labels);
     if (s === undefined) {
       const flat = flatOf(r.labels);
       if (flat === null) continue;
-      byLabels.set(r.labels, (s = { flat, values: [] }));
+      byLabels.set(r.labels, (s = { flat, head: `{"stream":${JSON.stringify(labelsToObject(flat))},"values":[`, values: [], chars: 0 }));
     }
     while (r.nextEntry()) {
       const ts = JSON.stringify(formatNs(r.ms, r.ns));
       const line = JSON.stringify(r.line());
       const meta = r.meta;
-      s.values.push(meta === null ? `[${ts},${line}]` : `[${ts},${line},${JSON.stringify(labelsToObject(meta))}]`);
+      const v = meta === null ? `[${ts},${line}]` : `[${ts},${line},${JSON.stringify(labelsToObject(meta))}]`;
+      if (s.chars > 0 && s.chars + v.length > MAX_MESSAGE_CHARS) close(s);
+      s.values.push(v);
+      s.chars += v.length + 1;
     }
   }
-  const out: StreamPart[] = [];
-  for (const s of byLabels.values()) {
-    out.push({ flat: s.flat, json: `{"stream":${JSON.stringify(labelsToObject(s.flat))},"values":[${s.values.join(",")}]}` });
-  }
+  for (const s of byLabels.values()) close(s);
   return out;
 }
