@@ -18,7 +18,7 @@ import pino from "pino";
 import { pinoLoki } from "pino-loki";
 import { mulberry32 } from "../support/prng";
 import { buildWorkerBundle, startWrangler, type WranglerHandle } from "../support/wrangler";
-import { entriesOf, labelString, lokiGet, msToNs, startRecordingProxy, type LokiMatrixSeries, type LokiStream, type LokiVectorSample, type RecordingProxy } from "../support/loki";
+import { entriesOf, labelString, lokiGet, msToNs, openTail, startRecordingProxy, type LokiMatrixSeries, type LokiStream, type LokiVectorSample, type RecordingProxy } from "../support/loki";
 
 const require = createRequire(import.meta.url);
 // The client's own generated decoder and the snappy it compresses with: used only to
@@ -291,5 +291,39 @@ describe("Loki clients (winston-loki, pino-loki) against wrangler dev", () => {
     expect(levels.data).toEqual([...new Set([...winstonPushed, ...pinoPushed].map((p) => p.labels.level))].sort());
     const series = await lokiGet<{ status: string; data: Record<string, string>[] }>(url(), "/loki/api/v1/series", { ...range, "match[]": '{app="pino-e2e"}' }, TENANT);
     expect(series.data.map(labelString).sort()).toEqual([...new Set(pinoPushed.map((p) => labelString(p.labels)))].sort());
+  });
+
+  it("live tail over wrangler dev's WebSocket: history first, then pino-loki's new lines through the pipeline", async () => {
+    const stream = pinoLoki({ host: url(), batching: false, labels: { app: "pino-tail" }, headers: { "X-Scope-OrgID": TENANT } });
+    const logger = pino({ base: { pid: 1, hostname: "e2e-host" } }, stream);
+    // Waits, bounded, for something the clients do in the background (no timing is asserted).
+    const until = async (what: string, ok: () => boolean | Promise<boolean>): Promise<void> => {
+      for (let i = 0; i < 600; i++) {
+        if (await ok()) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+    // One entry before the tail opens: it must arrive as history.
+    logger.info({ n: 0 }, "before the tail");
+    const stored = async (): Promise<boolean> => {
+      const res = await lokiGet(url(), "/loki/api/v1/query_range", { query: '{app="pino-tail"}', start: msToNs(Date.now() - 60_000) }, TENANT);
+      return (res.data.result as LokiStream[]).length > 0;
+    };
+    await until("the first push", stored);
+    const tail = await openTail(url(), { query: '{app="pino-tail"} != "skip me" | json | line_format "{{.msg}} #{{.n}}"', start: msToNs(Date.now() - 60_000) }, TENANT);
+    await until("the history", () => tail.messages.length >= 1);
+    const linesOf = (m: unknown): string[] => (m as { streams: LokiStream[] }).streams.flatMap((s) => s.values.map((v) => v[1]));
+    expect(linesOf(tail.messages[0])).toEqual(["before the tail #0"]);
+
+    logger.info({ n: 1 }, "live one");
+    logger.info({ n: 2 }, "skip me");
+    logger.warn({ n: 3 }, "live three");
+    await until("the live lines", () => tail.messages.slice(1).flatMap(linesOf).length >= 2);
+    expect(tail.messages.slice(1).flatMap(linesOf)).toEqual(["live one #1", "live three #3"]);
+    for (const m of tail.messages) expect((m as { dropped_entries: unknown }).dropped_entries).toBeNull();
+    tail.close();
+    await tail.closed;
+    stream.end();
   });
 });
