@@ -133,6 +133,7 @@ function summarize(t: TenantSnapshot, blocks: Map<number, ShardBlocks> | undefin
       row.blockBytes += b.bytes;
     }
   }
+  row.discarded += t.limiter?.discarded.rate_limited.samples ?? 0;
   row.history = sumHistories(hs, endMinute);
   row.rate = ratePerSecond(row.history, now);
   if (lhs.length > 0) {

@@ -11,6 +11,8 @@
 
 import { logShardStub, shardStub } from "../distributor/shards";
 import { allShards } from "../distributor/tenant_ring";
+import { rateLimiterStats } from "../limits/rate";
+import type { RateLimiterStats } from "../../durable-objects/rate_limiter";
 import type { ShardStats } from "../ingester/rpc";
 import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../model/concurrency";
 import { listBlocks, listTenants } from "../storage/blocks";
@@ -43,14 +45,16 @@ export interface ShardSnapshot {
 export interface TenantSnapshot {
   tenant: string;
   shards: ShardSnapshot[];
+  /** The tenant's ingestion rate limiter (src/limits/rate.ts): its persisted rate_limited discards. Null if it did not answer. */
+  limiter: RateLimiterStats | null;
 }
 
 export interface ClusterSnapshot {
   /** Unix ms when the collection started. */
   at: number;
   tenants: TenantSnapshot[];
-  /** Shards that failed to answer, by kind. */
-  failures: { metrics: number; logs: number };
+  /** Shards (and rate limiters) that failed to answer, by kind. */
+  failures: { metrics: number; logs: number; limiter: number };
 }
 
 export interface CollectOptions {
@@ -63,13 +67,19 @@ export interface CollectOptions {
 export async function collectCluster(env: Env, gate: Semaphore = new Semaphore(MAX_CONCURRENT_SUBREQUESTS), opts: CollectOptions = {}): Promise<ClusterSnapshot> {
   const at = Date.now();
   const names = opts.tenants ?? (await gate.run(() => listTenants(env.BLOCKS)));
-  const failures = { metrics: 0, logs: 0 };
+  const failures = { metrics: 0, logs: 0, limiter: 0 };
   const withLogs = opts.logs ?? true;
   const tenants = await Promise.all(
     names.map(async (tenant): Promise<TenantSnapshot> => {
       // Every shard the tenant's ring ever listed (run-time resharding only adds to
       // that list), so a shard's counters never drop out of the sums.
       const ids = await gate.run(() => allShards(env, tenant));
+      const limiter = withLogs
+        ? gate.run(() => rateLimiterStats(env, tenant)).catch(() => {
+            failures.limiter++;
+            return null;
+          })
+        : Promise.resolve(null);
       const shards = await Promise.all(
         ids.map(async (shard): Promise<ShardSnapshot> => {
           const snap: ShardSnapshot = { shard, metrics: null, logs: null, error: null };
@@ -93,7 +103,7 @@ export async function collectCluster(env: Env, gate: Semaphore = new Semaphore(M
           return snap;
         }),
       );
-      return { tenant, shards };
+      return { tenant, shards, limiter: await limiter };
     }),
   );
   return { at, tenants, failures };

@@ -83,6 +83,7 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
   const r2 = reg.counter("cortex_r2_operations_total", "R2 calls, by operation; component=ingester|log-ingester are the shards' (persisted), querier is this isolate's reads.");
   const r2Failures = reg.counter("cortex_r2_operation_failures_total", "R2 calls that failed, by operation.");
   const r2Written = reg.counter("cortex_r2_written_bytes_total", "Bytes written to R2 by the shards.");
+  const refusals = reg.counter("edge_ingester_rate_limit_refusals_total", "Pushes refused (429) by the tenant's ingestion rate limit (ingestionRate, logIngestionRateBytes).");
   const collectFailures = reg.gauge("edge_ingester_metrics_collection_failed_shards", "Shards that did not answer this scrape (their series are missing from it), by kind.");
   const tenantsGauge = reg.gauge("edge_ingester_tenants", "Tenants listed in R2 (each has written at least once).");
 
@@ -160,10 +161,20 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
       }
     }
     if (userHasSeries) activeUsers++;
+    // Refused by the ingestion rate limit before any shard was called; counted (persisted) by the tenant's RateLimiter.
+    const limited = t.limiter?.discarded.rate_limited;
+    if (limited) {
+      discarded.add({ user: t.tenant, reason: "rate_limited" }, limited.samples);
+      samplesIn.add(user, limited.samples);
+      lokiDiscarded.add({ tenant: t.tenant, reason: "rate_limited" }, limited.lines);
+      lokiDiscardedBytes.add({ tenant: t.tenant, reason: "rate_limited" }, limited.bytes);
+      refusals.add(user, t.limiter!.refusals);
+    }
   }
   users.set({}, activeUsers);
   collectFailures.set({ kind: "metrics" }, snap.failures.metrics);
   collectFailures.set({ kind: "logs" }, snap.failures.logs);
+  collectFailures.set({ kind: "limiter" }, snap.failures.limiter);
 
   function writeR2(o: ShardObservations | undefined, component: string): void {
     for (const [op, n] of labelled(o, COUNTER.r2Ops)) r2.add({ component, op }, n);

@@ -299,6 +299,24 @@ describe("GET /metrics", () => {
     expect(value(later, "cortex_discarded_samples_total", { user: tenant })).toBe(8);
   });
 
+  it("adds the ingestion rate limiter's refusals as reason rate_limited", async () => {
+    const t = "obs-limited";
+    const put = await SELF.fetch("http://x/api/v1/runtime_config", { method: "PUT", body: JSON.stringify({ overrides: { [t]: { ingestionRate: 1, ingestionBurstSize: 10 } } }) });
+    expect(put.status, await put.text()).toBe(200);
+    try {
+      // 6 samples fit the burst; 30 never can (429).
+      expect((await pushV1(series(2, "limited", NOW - 30_000), { tenant: t })).status).toBe(204);
+      expect((await pushV1(series(10, "limited", NOW - 20_000), { tenant: t })).status).toBe(429);
+      const f = await scrapeWithTenant(t);
+      expect(value(f, "cortex_discarded_samples_total", { user: t, reason: "rate_limited" })).toBe(30);
+      expect(value(f, "cortex_distributor_received_samples_total", { user: t })).toBe(6);
+      expect(value(f, "cortex_distributor_samples_in_total", { user: t })).toBe(36);
+      expect(value(f, "edge_ingester_rate_limit_refusals_total", { user: t })).toBe(1);
+    } finally {
+      expect((await SELF.fetch("http://x/api/v1/runtime_config", { method: "PUT", body: "{}" })).status).toBe(200);
+    }
+  });
+
   it("counts requests by route and status code in this isolate", async () => {
     const before = await scrape();
     const labels = (status: string) => ({ method: "POST", route: "api_v1_push", status_code: status });
