@@ -105,6 +105,7 @@ describe("Loki HTTP API", () => {
     it("series and labels: a selector that does not parse", async () => {
       await expect400(get("/loki/api/v1/series", { "match[]": "{app=" }), /^parse error/);
       await expect400(get("/loki/api/v1/labels", { query: "{app=" }), /^parse error/);
+      await expect400(get("/loki/api/v1/label/%zz/values"), 'label name "%zz" in the path is not valid percent-encoding');
     });
   });
 

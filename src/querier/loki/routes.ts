@@ -76,7 +76,7 @@ export const lokiLabels: Handler = async (request, env) => {
 /** GET /loki/api/v1/label/<name>/values. */
 export const lokiLabelValues: Handler = async (request, env) => {
   const tenant = tenantOf(request, env);
-  const name = decodeURIComponent(String(request.params.name ?? ""));
+  const name = labelNameParam(String(request.params.name ?? ""));
   const form = await readForm(request);
   const { start, end } = bounds(form, nowNs());
   const matchers = optionalSelector(form.value("query"));
@@ -113,6 +113,15 @@ export const lokiIndexStats: Handler = async (request, env) => {
 
 /** GET /loki/api/v1/tail (WebSocket): ./tail.ts. */
 export const lokiTail: Handler = async (request, env, ctx) => handleTail(request, env, ctx);
+
+/** The <name> path segment, percent-decoded; a malformed escape is the client's 400, not our 500. */
+function labelNameParam(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, `label name ${JSON.stringify(raw)} in the path is not valid percent-encoding`);
+  }
+}
 
 function optionalSelector(query: string): LabelMatcher[] {
   return query === "" ? [] : backend.parseSelector(query);

@@ -51,7 +51,14 @@ export async function handleTail(request: Request, env: Env, ctx: ExecutionConte
   ctx.waitUntil(
     relay.run(async () => {
       // Shards first, buffering, so no entry pushed while the history is read is missed.
-      const shards = await Promise.all(Array.from({ length: limits.shards }, (_, shard) => openShardTail(env, tenant, shard, q.matchers)));
+      const opened = await Promise.allSettled(Array.from({ length: limits.shards }, (_, shard) => openShardTail(env, tenant, shard, q.matchers)));
+      const shards = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+      const failed = opened.find((r) => r.status === "rejected");
+      if (failed !== undefined) {
+        // A tail missing a shard would silently miss its streams: none at all, and say why.
+        for (const ws of shards) safeClose(ws, CLOSE_NORMAL, "tail ended");
+        throw (failed as PromiseRejectedResult).reason;
+      }
       return shards;
     }, async () => {
       const data = await backend.evalQuery(env, tenant, q, {
