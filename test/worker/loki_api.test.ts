@@ -151,6 +151,53 @@ describe("Loki HTTP API", () => {
       expect(body.data.result).toEqual([{ metric: {}, value: [t, "3"] }]);
     });
 
+    it("Grafana's data source check: vector(1)+vector(1) as an instant query", async () => {
+      const body = await json<{ data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } }>(
+        await get("/loki/api/v1/query", { query: "vector(1)+vector(1)", time: "1700000000" }),
+      );
+      expect(body.data.resultType).toBe("vector");
+      expect(body.data.result).toEqual([{ metric: {}, value: [1700000000, "2"] }]);
+    });
+
+    it("POST with a form body, as Grafana sends long queries", async () => {
+      const form = new URLSearchParams({ query: '{app="web"} |= "view 3"', start: START, end: END });
+      const res = await SELF.fetch("http://ingester/loki/api/v1/query_range", {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Scope-OrgID": TENANT },
+        body: form.toString(),
+      });
+      const body = await json<{ data: { result: Stream[] } }>(res);
+      expect(body.data.result).toEqual([{ stream: { app: "web", env: "dev", level: "info" }, values: [PUSHED[2].values[3]] }]);
+    });
+
+    it("structured metadata: in the stream labels by default, a third element with categorize-labels (and Loki's encodingFlags)", async () => {
+      // Its own tenant: the label tests below count this tenant's streams.
+      const META_TENANT = "loki-api-meta";
+      const t = NOW_MS + 30_000;
+      const push = await SELF.fetch("http://ingester/loki/api/v1/push", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Scope-OrgID": META_TENANT },
+        body: JSON.stringify({ streams: [{ stream: { app: "meta" }, values: [[ns(t), "with metadata", { trace_id: "abc" }], [ns(t + 1), "without"]] }] }),
+      });
+      expect(push.status, await push.text()).toBe(204);
+      const params = { query: '{app="meta"}', start: START, end: END, direction: "forward" };
+      const plain = await json<{ data: { result: Stream[]; encodingFlags?: string[] } }>(await get("/loki/api/v1/query_range", params, META_TENANT));
+      expect(plain.data.encodingFlags).toBeUndefined();
+      expect(plain.data.result.map((s) => JSON.stringify([s.stream, s.values])).sort()).toEqual(
+        [
+          [{ app: "meta" }, [[ns(t + 1), "without"]]],
+          [{ app: "meta", trace_id: "abc" }, [[ns(t), "with metadata"]]],
+        ]
+          .map((x) => JSON.stringify(x))
+          .sort(),
+      );
+      const categorized = await json<{ data: { result: unknown[]; encodingFlags?: string[] } }>(
+        await get("/loki/api/v1/query_range", params, META_TENANT, { "X-Loki-Response-Encoding-Flags": "categorize-labels" }),
+      );
+      expect(categorized.data.encodingFlags).toEqual(["categorize-labels"]);
+      expect(categorized.data.result).toEqual([{ stream: { app: "meta" }, values: [[ns(t), "with metadata", { structuredMetadata: { trace_id: "abc" } }], [ns(t + 1), "without"]] }]);
+    });
+
     it("scalar: a literal", async () => {
       const body = await json<{ data: { resultType: string; result: [number, string] } }>(await get("/loki/api/v1/query", { query: "1 + 2", time: "1700000000" }));
       expect(body.data).toMatchObject({ resultType: "scalar", result: [1700000000, "3"] });
