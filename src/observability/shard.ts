@@ -79,6 +79,7 @@ export interface ShardObservations {
 export const HISTORY_MINUTES = 60;
 export const MAX_RECENT_ERRORS = 10;
 const MAX_ERROR_LENGTH = 400;
+const REJECTED_EVERY_MS = 10_000;
 const MINUTE_MS = 60_000;
 
 const enum Row {
@@ -145,6 +146,15 @@ export class ShardObserver {
   }
 
   error(at: number, kind: ErrorKind, message: string): void {
+    // A sender that keeps pushing refused samples would otherwise cost a row per push:
+    // partial refusals are kept at most one per REJECTED_EVERY_MS (push and flush failures always).
+    if (kind === "rejected") {
+      for (let i = this.errors.length - 1; i >= 0; i--) {
+        if (this.errors[i].kind !== "rejected") continue;
+        if (at - this.errors[i].at < REJECTED_EVERY_MS && at >= this.errors[i].at) return;
+        break;
+      }
+    }
     const m = message.length > MAX_ERROR_LENGTH ? message.slice(0, MAX_ERROR_LENGTH - 1) + "…" : message;
     this.errors.push({ at, kind, message: m });
     if (this.errors.length > MAX_RECENT_ERRORS) this.errors.splice(0, this.errors.length - MAX_RECENT_ERRORS);

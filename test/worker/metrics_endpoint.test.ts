@@ -11,6 +11,7 @@ import { DEFAULT_LIMITS } from "../../src/config/limits";
 import { EXPOSITION_CONTENT_TYPE, Registry, formatValue } from "../../src/observability/exposition";
 import { routeLabel } from "../../src/observability/requests";
 import { listBlocks } from "../../src/storage/blocks";
+import { COUNTER, MAX_RECENT_ERRORS, ShardObserver, ratePerSecond, sumHistories } from "../../src/observability/shard";
 
 const NOW = Date.now();
 
@@ -228,6 +229,50 @@ describe("exposition format", () => {
     expect(routeLabel("/")).toBe("root");
     expect(routeLabel("*")).toBe("other");
     expect(routeLabel(undefined)).toBe("other");
+  });
+});
+
+describe("shard observations", () => {
+  it("keep an hour of per-minute counts, reload from SQLite, cap and throttle errors", async () => {
+    const t0 = Math.floor(NOW / 60_000) * 60_000;
+    await runInDurableObject(shardStub(env, "obs-unit", 0), (_inst: unknown, state) => {
+      const o = new ShardObserver(state.storage.sql);
+      o.record(t0 - 90 * 60_000, 1000); // an hour and a half ago: out of the window
+      o.record(t0 - 59 * 60_000, 7); // the oldest minute shown
+      o.record(t0 - 60_000 + 5, 60);
+      o.record(t0 + 1000, 20);
+      o.record(t0 + 2000, 10);
+      o.inc(COUNTER.samplesReceived, 97);
+      o.inc(`${COUNTER.discarded}/sample_out_of_order`, 3);
+      for (let i = 0; i < 15; i++) o.error(t0 + i, "push", `failure ${i}`);
+      o.error(t0 + 100, "rejected", "first refusal");
+      o.error(t0 + 200, "rejected", "second refusal, within 10 s: not kept");
+      o.commit();
+
+      const back = new ShardObserver(state.storage.sql).snapshot(t0 + 30_000);
+      expect(back.counters).toEqual({ [COUNTER.samplesReceived]: 97, [`${COUNTER.discarded}/sample_out_of_order`]: 3 });
+      expect(back.history.endMinute).toBe(t0 / 60_000);
+      expect(back.history.counts).toHaveLength(60);
+      expect(back.history.counts[0]).toBe(7);
+      expect(back.history.counts[58]).toBe(60);
+      expect(back.history.counts[59]).toBe(30);
+      expect(back.history.counts.reduce((a, b) => a + b, 0)).toBe(97);
+      expect(back.errors).toHaveLength(MAX_RECENT_ERRORS);
+      expect(back.errors.map((e) => e.message).slice(-2)).toEqual(["failure 14", "first refusal"]);
+      // Half-way through the minute: this minute's 30 plus half of the previous minute's 60, per 60 s.
+      expect(ratePerSecond(back.history, t0 + 30_000)).toBe(1);
+      // An hour later every minute has rolled out.
+      expect(new ShardObserver(state.storage.sql).history(t0 + 60 * 60_000).counts.every((c) => c === 0)).toBe(true);
+    });
+    // Histories ending a minute apart line up by minute.
+    const a = { endMinute: 100, counts: Array.from({ length: 60 }, (_, i) => i) };
+    const b = { endMinute: 99, counts: Array.from({ length: 60 }, () => 1) };
+    const sum = sumHistories([a, b], 100);
+    expect(sum.counts[59]).toBe(59);
+    expect(sum.counts[58]).toBe(58 + 1);
+    // b's oldest minute (40) is before the window (41..100): dropped.
+    expect(sum.counts[0]).toBe(0 + 1);
+    expect(sum.counts.reduce((x, y) => x + y, 0)).toBe(1770 + 59);
   });
 });
 
