@@ -116,7 +116,11 @@ describe("Loki HTTP API", () => {
       );
       expect(body.status).toBe("success");
       expect(body.data.resultType).toBe("streams");
-      expect(typeof body.data.stats.summary).toBe("object");
+      // The stats Grafana shows: what was read and what was returned.
+      const api = PUSHED.slice(0, 2);
+      expect(body.data.stats.summary.totalLinesProcessed).toBe(9);
+      expect(body.data.stats.summary.totalBytesProcessed).toBe(api.reduce((n, p) => n + p.values.reduce((b, v) => b + new TextEncoder().encode(v[1]).length, 0), 0));
+      expect(body.data.stats.summary.totalEntriesReturned).toBe(9);
       const byLabels = new Map(body.data.result.map((s) => [JSON.stringify(s.stream), s.values]));
       expect(byLabels.size).toBe(2);
       for (const p of PUSHED.slice(0, 2)) expect(byLabels.get(JSON.stringify(p.stream))).toEqual([...p.values].reverse());

@@ -5,7 +5,8 @@
 import { HttpError } from "../../http/errors";
 import type { FlatLabels } from "../../model/labels";
 import type { NsTime } from "../../model/logtime";
-import type { Direction } from "../../model/logs";
+import type { Direction, LogSelectParams, LogStreamData } from "../../model/logs";
+import { utf8Length } from "../../distributor/logs/stream_labels";
 import type { LabelMatcher } from "../../proto/types";
 import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../../model/concurrency";
 import { LogQLParseError, type LogExpr, type LogQLExpr } from "../logql/ast";
@@ -64,11 +65,25 @@ export function clientError(e: unknown): HttpError | null {
   return null;
 }
 
+/** What a query read from the store, for the stats Grafana shows (Loki's totalLinesProcessed / totalBytesProcessed). */
+export interface Processed {
+  lines: number;
+  bytes: number;
+}
+
 /** Runs a parsed query with the LogQL engine over the tenant's log store (one gate of 6 subrequests per query). */
-export async function evalQuery(env: Env, tenant: string, q: ParsedQuery, o: EvalOptions): Promise<QueryData> {
+export async function evalQuery(env: Env, tenant: string, q: ParsedQuery, o: EvalOptions, processed: Processed = { lines: 0, bytes: 0 }): Promise<QueryData> {
   const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
+  const select = async (params: LogSelectParams): Promise<LogStreamData[]> => {
+    const streams = await selectLogs(env, tenant, params, gate);
+    for (const s of streams) {
+      processed.lines += s.lines.length;
+      for (const line of s.lines) processed.bytes += utf8Length(line);
+    }
+    return streams;
+  };
   try {
-    return await evalLogQL({ select: (params) => selectLogs(env, tenant, params, gate) }, q.expr as LogQLExpr, {
+    return await evalLogQL({ select }, q.expr as LogQLExpr, {
       startMs: o.start.ms,
       startNs: o.start.ns,
       endMs: o.end.ms,

@@ -52,7 +52,7 @@ export function statsJson(s: { entriesReturned: number; linesProcessed: number; 
     totalEntriesReturned: s.entriesReturned,
     splits: 0,
     shards: 0,
-    totalPostFilterLines: s.linesProcessed,
+    totalPostFilterLines: s.entriesReturned,
     totalStructuredMetadataBytesProcessed: 0,
   };
   const store = {

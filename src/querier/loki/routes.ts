@@ -27,6 +27,7 @@ export const lokiQuery: Handler = async (request, env) => {
   }
   const limits = limitsFor(env, tenant);
   const started = Date.now();
+  const processed: backend.Processed = { lines: 0, bytes: 0 };
   const data = await backend.evalQuery(env, tenant, q, {
     start: p.time,
     end: p.time,
@@ -36,8 +37,8 @@ export const lokiQuery: Handler = async (request, env) => {
     direction: p.direction,
     maxSeries: limits.maxLogQuerySeries,
     categorizeLabels: categorize(request),
-  });
-  return dataResponse(data, started, categorize(request));
+  }, processed);
+  return dataResponse(data, started, processed, categorize(request));
 };
 
 /** GET/POST /loki/api/v1/query_range: log queries (streams) and metric queries (matrix). */
@@ -50,6 +51,7 @@ export const lokiQueryRange: Handler = async (request, env) => {
   // Loki's validateMaxEntriesLimits: only log queries return entries.
   if (q.kind === "log") checkEntriesLimit(p.limit, limits.maxEntriesLimitPerQuery);
   const started = Date.now();
+  const processed: backend.Processed = { lines: 0, bytes: 0 };
   const data = await backend.evalQuery(env, tenant, q, {
     start: p.start,
     end: p.end,
@@ -59,8 +61,8 @@ export const lokiQueryRange: Handler = async (request, env) => {
     direction: p.direction,
     maxSeries: limits.maxLogQuerySeries,
     categorizeLabels: categorize(request),
-  });
-  return dataResponse(data, started, categorize(request));
+  }, processed);
+  return dataResponse(data, started, processed, categorize(request));
 };
 
 /** GET /loki/api/v1/labels (and /label): label names of the streams in range, optionally of a selector (?query=). */
@@ -146,8 +148,9 @@ function categorize(request: Request): boolean {
  * data.stats), and, for categorized streams, Loki's "encodingFlags" that tell the
  * client how to read the entries.
  */
-function dataResponse(data: backend.QueryData, startedMs: number, categorized: boolean): Response {
-  const stats = data.stats ?? JSON.parse(statsJson({ entriesReturned: entriesIn(data), linesProcessed: 0, bytesProcessed: 0, execTimeS: (Date.now() - startedMs) / 1000 }));
+function dataResponse(data: backend.QueryData, startedMs: number, processed: backend.Processed, categorized: boolean): Response {
+  const stats =
+    data.stats ?? JSON.parse(statsJson({ entriesReturned: entriesIn(data), linesProcessed: processed.lines, bytesProcessed: processed.bytes, execTimeS: (Date.now() - startedMs) / 1000 }));
   const body: Record<string, unknown> = { resultType: data.resultType, result: data.result, stats };
   if (categorized && data.resultType === "streams") body.encodingFlags = ["categorize-labels"];
   return successResponse(JSON.stringify(body));
