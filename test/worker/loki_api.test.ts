@@ -320,5 +320,23 @@ describe("Loki HTTP API", () => {
       for (let i = 0; i < 500 && (await tailers()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(await tailers()).toBe(0);
     });
+    it("delay_for holds live entries and sends them in time order", async () => {
+      const t0 = NOW_MS + 100_000;
+      const stream = { app: "tail-delay" };
+      await pushTo([{ stream, values: [[ns(t0), "history"]] }]);
+      const url = `http://ingester/loki/api/v1/tail?query=${encodeURIComponent('{app="tail-delay"}')}&start=${ns(t0 - 1000)}&delay_for=5`;
+      const res = await SELF.fetch(url, { headers: { Upgrade: "websocket", "X-Scope-OrgID": TAIL_TENANT } });
+      const ws = res.webSocket!;
+      const messages: unknown[] = [];
+      ws.addEventListener("message", (e) => messages.push(JSON.parse(e.data as string)));
+      ws.accept();
+      await received(messages, 1);
+      // Two pushes, the later entry first: within the 5 s delay they are sorted into one message.
+      await pushTo([{ stream, values: [[ns(t0 + 2000), "second"]] }]);
+      await pushTo([{ stream, values: [[ns(t0 + 1000), "first"]] }]);
+      for (let i = 0; i < 1000 && messages.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(messages.slice(1)).toEqual([{ streams: [{ stream, values: [[ns(t0 + 1000), "first"], [ns(t0 + 2000), "second"]] }], dropped_entries: null }]);
+      ws.close(1000, "done");
+    });
   });
 });
