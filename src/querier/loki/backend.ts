@@ -2,30 +2,26 @@
 // LogQL (src/querier/logql/) and the log store (src/querier/logs/). The handlers
 // call only these, so the API layer has one seam to the engine and the store.
 
-import { HttpError } from "../../http/errors";
-import type { FlatLabels } from "../../model/labels";
-import type { NsTime } from "../../model/logtime";
-import type { Direction, LogSelectParams, LogStreamData } from "../../model/logs";
 import { utf8Length } from "../../distributor/logs/stream_labels";
-import type { LabelMatcher } from "../../proto/types";
+import { HttpError } from "../../http/errors";
 import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../../model/concurrency";
-import { LogQLParseError, type LogExpr, type LogQLExpr } from "../logql/ast";
+import type { FlatLabels } from "../../model/labels";
+import type { Direction, LogSelectParams, LogStreamData } from "../../model/logs";
+import type { NsTime } from "../../model/logtime";
+import type { LabelMatcher } from "../../proto/types";
+import { LogQLParseError, type LogQLExpr } from "../logql/ast";
 import { evalLogQL } from "../logql/engine";
 import { parseLogQL } from "../logql/parse";
-import { logIndexStats, logLabelNames, logLabelValues, logSeries, type LogIndexQuery, type LogIndexStats } from "../logs/select";
 import { LabelsBuilder, labelsString } from "../logql/pipeline/labels";
 import { compilePipeline } from "../logql/pipeline/pipeline";
 import { LogQLEvalError, type LokiQueryData } from "../logql/result";
-import { selectLogs } from "../logs/select";
+import { logIndexStats, logLabelNames, logLabelValues, logSeries, selectLogs, type LogIndexQuery, type LogIndexStats } from "../logs/select";
 
-export interface ParsedQuery {
-  /** "log": a stream selector with a pipeline (streams result); "metric": a sample expression. */
-  kind: "log" | "metric";
-  /** The stream matchers of a log query's selector (empty for metric queries). */
-  matchers: LabelMatcher[];
-  /** The engine's own parsed form, handed back to it. */
-  expr: unknown;
-}
+export type ParsedQuery =
+  /** A stream selector with a pipeline: a streams result. */
+  | { kind: "log"; matchers: LabelMatcher[]; expr: LogQLExpr & { kind: "log" } }
+  /** A sample expression: matrix, vector or scalar. */
+  | { kind: "metric"; matchers: LabelMatcher[]; expr: LogQLExpr };
 
 export interface EvalOptions {
   start: NsTime;
@@ -83,7 +79,7 @@ export async function evalQuery(env: Env, tenant: string, q: ParsedQuery, o: Eva
     return streams;
   };
   try {
-    return await evalLogQL({ select }, q.expr as LogQLExpr, {
+    return await evalLogQL({ select }, q.expr, {
       startMs: o.start.ms,
       startNs: o.start.ns,
       endMs: o.end.ms,
@@ -102,9 +98,8 @@ export async function evalQuery(env: Env, tenant: string, q: ParsedQuery, o: Eva
 }
 
 /** The log query's pipeline (src/querier/logql/pipeline/), one entry at a time, for live tail. */
-export function tailPipeline(q: ParsedQuery): TailPipeline {
-  const expr = q.expr as LogExpr;
-  const pipeline = compilePipeline(expr.stages);
+export function tailPipeline(q: ParsedQuery & { kind: "log" }): TailPipeline {
+  const pipeline = compilePipeline(q.expr.stages);
   const lb = new LabelsBuilder();
   return (labels, line, tsMs, tsNs, metadata) => {
     if (pipeline.prefilter !== null && !pipeline.prefilter(line)) return null;
