@@ -33,6 +33,15 @@ export default defineConfig({
                   // test/worker/loki_push.test.ts: a browser page's tenant, and one refusing sendBeacon bodies.
                   browser: { corsAllowedOrigins: ["http://localhost:5173"], allowBeaconPush: 1 },
                   nobeacon: { allowBeaconPush: 0 },
+                  // test/worker/retention.test.ts: 24 h retention, one tenant per test.
+                  ret_sweep: { retentionPeriodMs: 86_400_000, shards: 2 },
+                  ret_clamp: { retentionPeriodMs: 86_400_000, shards: 2 },
+                  ret_fail: { retentionPeriodMs: 86_400_000, shards: 2 },
+                  ret_gone: { retentionPeriodMs: 86_400_000, shards: 1 },
+                  ret_batch: { retentionPeriodMs: 86_400_000, shards: 1 },
+                  // test/worker/tail_limit.test.ts: a cap of 2 tails; the default cap (10) on one shard.
+                  tail_cap: { maxConcurrentTailRequests: 2, shards: 1 },
+                  tail_default: { shards: 1 },
                 }),
               },
             },

@@ -3,7 +3,11 @@
 // - the HA tracker's elections, one per cluster (src/distributor/ha.ts), and its
 //   counters (deduped samples per cluster, non-HA samples, elected replica changes);
 // - the ring history: the tenant's shard counts over time (src/distributor/ring.ts
-//   RingHistory, src/distributor/tenant_ring.ts).
+//   RingHistory, src/distributor/tenant_ring.ts);
+// - retention: an hourly alarm deleting the tenant's blocks older than
+//   retentionPeriodMs from R2 (src/storage/retention.ts), with its counters;
+// - live tail leases: the tenant's open tails over every Worker isolate, capped at
+//   maxConcurrentTailRequests (src/querier/loki/tail_limit.ts).
 // Being single-threaded, every check-and-update here is a compare-and-set. State is
 // in SQLite and loaded into memory before the first request.
 
@@ -11,10 +15,39 @@ import { DurableObject } from "cloudflare:workers";
 import { elect, HA_CLEANUP_AFTER_MS, type HaCheckAnswer, type HaCheckRequest, type HaClusterStats, type HaElection, type HaStats } from "../src/distributor/ha";
 import { compactRingEntries, MAX_RING_ENTRIES, MAX_SHARDS, RingHistory, type RingEntry } from "../src/distributor/ring";
 import type { TenantReport } from "../src/distributor/tenant_ring";
+import { limitsFor } from "../src/config/limits";
+import { refreshRuntimeConfig } from "../src/config/runtime";
+import { retentionStart, sweepBackoffMs, sweepRetention, SWEEP_CONTINUE_MS, SWEEP_PERIOD_MS, type BlockKind } from "../src/storage/retention";
+import { TAIL_LEASE_MS, type TailLease, type TailStats } from "../src/querier/loki/tail_limit";
 
 interface Counters {
   deduped: number;
   changes: number;
+}
+
+/** What the retention sweep has done, for /metrics (persisted: counters survive restarts). */
+export interface RetentionStats {
+  /** retentionPeriodMs as of the last sweep (0 = keep forever). */
+  retentionPeriodMs: number;
+  /** Blocks and bytes deleted by retention since the tenant's DO was created, per kind. */
+  deleted: Record<BlockKind, { blocks: number; bytes: number }>;
+  /** Unix ms of the last sweep that completed, or null. */
+  lastSweepAt: number | null;
+  /** Sweeps that failed (an R2 error); each is retried by the next alarm. */
+  failures: number;
+  /** The last failure ("<ISO time>: <message>"), cleared by a sweep that completes. */
+  lastError: string | null;
+  /** When the next sweep is due (the DO's alarm), or null while the tenant has no blocks. */
+  nextSweepAt: number | null;
+}
+
+interface SweepState {
+  retentionPeriodMs: number;
+  deleted: Record<BlockKind, { blocks: number; bytes: number }>;
+  lastSweepAt: number | null;
+  failures: number;
+  consecutiveFailures: number;
+  lastError: string | null;
 }
 
 export class TenantControl extends DurableObject<Env> {
@@ -23,13 +56,25 @@ export class TenantControl extends DurableObject<Env> {
   private readonly elections = new Map<string, HaElection>();
   private readonly counters = new Map<string, Counters>();
   private nonHaSamples = 0;
-  /** Wall clock; tests replace it to drive HA failovers. */
+  /** Wall clock; tests replace it to drive HA failovers, retention sweeps and tail lease expiry. */
   clock: () => number = () => Date.now();
+  /** The blocks bucket; tests wrap it to inject R2 failures. */
+  bucket: R2Bucket;
+  /** The tenant this DO serves, learnt from its first ring call (DOs do not know their name). */
+  private tenant: string | null = null;
+  private alarmAt: number | null = null;
+  private sweepState: SweepState = { retentionPeriodMs: 0, deleted: { metrics: { blocks: 0, bytes: 0 }, logs: { blocks: 0, bytes: 0 } }, lastSweepAt: null, failures: 0, consecutiveFailures: 0, lastError: null };
+  /** Open tails: lease id -> expiry (clock ms). */
+  private readonly tails = new Map<string, number>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    ctx.blockConcurrencyWhile(async () => this.load());
+    this.bucket = env.BLOCKS;
+    ctx.blockConcurrencyWhile(async () => {
+      this.load();
+      this.alarmAt = await ctx.storage.getAlarm();
+    });
   }
 
   private load(): void {
@@ -38,6 +83,7 @@ export class TenantControl extends DurableObject<Env> {
     // Counters outlive elections (forgotten after HA_CLEANUP_AFTER_MS), as Prometheus counters should.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS ha_counter (cluster TEXT PRIMARY KEY, deduped INTEGER NOT NULL, changes INTEGER NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS tail_lease (id TEXT PRIMARY KEY, expires_at REAL NOT NULL)`);
     for (const r of this.sql.exec<{ shards: number; since: number }>(`SELECT shards, since FROM ring ORDER BY seq`)) this.entries.push({ shards: r.shards, since: r.since });
     for (const r of this.sql.exec<{ cluster: string; replica: string; received_at: number; elected_at: number }>(`SELECT * FROM ha_election`)) {
       this.elections.set(r.cluster, { replica: r.replica, receivedAt: r.received_at, electedAt: r.elected_at });
@@ -47,6 +93,25 @@ export class TenantControl extends DurableObject<Env> {
     }
     const nonHa = this.sql.exec<{ v: number }>(`SELECT v FROM kv WHERE k = 'non_ha_samples'`).toArray();
     this.nonHaSamples = nonHa.length > 0 ? nonHa[0].v : 0;
+    const tenant = this.sql.exec<{ v: string }>(`SELECT v FROM kv WHERE k = 'tenant'`).toArray();
+    this.tenant = tenant.length > 0 ? tenant[0].v : null;
+    const sweep = this.sql.exec<{ v: string }>(`SELECT v FROM kv WHERE k = 'retention'`).toArray();
+    if (sweep.length > 0) this.sweepState = JSON.parse(sweep[0].v) as SweepState;
+    for (const r of this.sql.exec<{ id: string; expires_at: number }>(`SELECT id, expires_at FROM tail_lease`)) this.tails.set(r.id, r.expires_at);
+  }
+
+  /** Remembers the tenant (for the alarm) and makes sure the retention sweep is scheduled. */
+  private use(tenant: string): void {
+    if (this.tenant !== tenant) {
+      this.tenant = tenant;
+      this.sql.exec(`INSERT INTO kv (k, v) VALUES ('tenant', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, tenant);
+    }
+    if (this.alarmAt === null) this.schedule(this.clock() + SWEEP_PERIOD_MS);
+  }
+
+  private schedule(at: number): void {
+    this.alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
   }
 
   // ---- Ring history ----
@@ -56,6 +121,7 @@ export class TenantControl extends DurableObject<Env> {
    * limit, as of time 0: data written before the DO existed used that count.
    */
   async ring(tenant: string, seedShards: number, report: TenantReport | null): Promise<RingEntry[]> {
+    this.use(tenant);
     this.applyReport(report);
     this.seed(seedShards);
     return this.entries;
@@ -64,6 +130,7 @@ export class TenantControl extends DurableObject<Env> {
   /** Changes the tenant's shard count from now on; the history is returned. */
   async setShards(tenant: string, seedShards: number, shards: number): Promise<RingEntry[]> {
     if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) throw new Error(`shards must be an integer from 1 to ${MAX_SHARDS}, got ${shards}`);
+    this.use(tenant);
     this.seed(seedShards);
     const next = new RingHistory(this.entries).withShards(shards, this.clock());
     if (next.entries !== this.entries) this.replaceEntries(next.entries.slice());
@@ -168,5 +235,124 @@ export class TenantControl extends DurableObject<Env> {
       });
     }
     return { clusters, nonHaSamples: this.nonHaSamples };
+  }
+
+  // ---- Retention (src/storage/retention.ts) ----
+
+  /**
+   * The hourly sweep. Alarms run at least once and may repeat; the sweep is
+   * idempotent. An R2 failure is caught and retried by the next alarm, with backoff
+   * under our control (as the ingesters' flush does), rather than workerd's six
+   * retries. The alarm is kept while the tenant has blocks; once none are left it
+   * stops, and the next ring call (any push or query) sets it again.
+   */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    const tenant = this.tenant;
+    if (tenant === null) return;
+    // This DO may run in an isolate no request refreshed: load the runtime overrides
+    // (retentionPeriodMs may be one) as the router does.
+    await refreshRuntimeConfig(this.env);
+    const period = limitsFor(this.env, tenant).retentionPeriodMs;
+    const now = this.clock();
+    const st = this.sweepState;
+    try {
+      const result = await sweepRetention(this.bucket, tenant, retentionStart(this.env, tenant, now), (kind, blocks, bytes) => {
+        st.deleted[kind].blocks += blocks;
+        st.deleted[kind].bytes += bytes;
+        this.saveSweepState();
+      });
+      st.retentionPeriodMs = period;
+      st.lastSweepAt = now;
+      st.consecutiveFailures = 0;
+      st.lastError = null;
+      this.saveSweepState();
+      if (result.more) this.schedule(now + SWEEP_CONTINUE_MS);
+      else if (result.metrics.remaining || result.logs.remaining) this.schedule(now + SWEEP_PERIOD_MS);
+    } catch (e) {
+      st.retentionPeriodMs = period;
+      st.failures++;
+      st.consecutiveFailures++;
+      st.lastError = `${new Date(now).toISOString()}: ${e instanceof Error ? e.message : String(e)}`;
+      this.saveSweepState();
+      this.schedule(now + sweepBackoffMs(st.consecutiveFailures));
+    }
+  }
+
+  private saveSweepState(): void {
+    this.sql.exec(`INSERT INTO kv (k, v) VALUES ('retention', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, JSON.stringify(this.sweepState));
+  }
+
+  /**
+   * Retention counters for /metrics (suggested: cortex_compactor_blocks_cleaned_total
+   * and a bytes counter, label user, kind metrics|logs) and the sweep's state.
+   */
+  async retentionStats(): Promise<RetentionStats> {
+    const st = this.sweepState;
+    return {
+      retentionPeriodMs: st.retentionPeriodMs,
+      deleted: { metrics: { ...st.deleted.metrics }, logs: { ...st.deleted.logs } },
+      lastSweepAt: st.lastSweepAt,
+      failures: st.failures,
+      lastError: st.lastError,
+      nextSweepAt: this.alarmAt,
+    };
+  }
+
+  // ---- Live tail leases (src/querier/loki/tail_limit.ts) ----
+
+  /**
+   * Opens a tail if fewer than `limit` are open (Loki's checkTailRequestLimit). The
+   * lease expires TAIL_LEASE_MS after its last renewal, so a tail whose isolate died
+   * without releasing frees its slot.
+   */
+  async acquireTail(tenant: string, limit: number): Promise<TailLease> {
+    this.use(tenant);
+    const now = this.clock();
+    this.expireTails(now);
+    const open = this.tails.size;
+    if (open >= limit) return { granted: false, id: "", open, leaseMs: TAIL_LEASE_MS };
+    const id = crypto.randomUUID();
+    this.setTail(id, now + TAIL_LEASE_MS);
+    return { granted: true, id, open: open + 1, leaseMs: TAIL_LEASE_MS };
+  }
+
+  /**
+   * Extends a lease. One that expired (its isolate stalled past TAIL_LEASE_MS) is
+   * taken again if a slot is free; false means the slot went to another tail and the
+   * caller should end this one.
+   */
+  async renewTail(id: string, limit: number): Promise<boolean> {
+    const now = this.clock();
+    const expires = this.tails.get(id);
+    if (expires === undefined || expires <= now) {
+      this.expireTails(now);
+      if (this.tails.size >= limit) return false;
+    }
+    this.setTail(id, now + TAIL_LEASE_MS);
+    return true;
+  }
+
+  async releaseTail(id: string): Promise<void> {
+    if (!this.tails.delete(id)) return;
+    this.sql.exec(`DELETE FROM tail_lease WHERE id = ?`, id);
+  }
+
+  async tailStats(): Promise<TailStats> {
+    this.expireTails(this.clock());
+    return { open: this.tails.size };
+  }
+
+  private setTail(id: string, expiresAt: number): void {
+    this.tails.set(id, expiresAt);
+    this.sql.exec(`INSERT INTO tail_lease (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`, id, expiresAt);
+  }
+
+  private expireTails(now: number): void {
+    for (const [id, expires] of this.tails) {
+      if (expires > now) continue;
+      this.tails.delete(id);
+      this.sql.exec(`DELETE FROM tail_lease WHERE id = ?`, id);
+    }
   }
 }

@@ -73,8 +73,15 @@ export interface Limits {
   maxGlobalSeriesPerUser: number;
   /** Loki max_global_streams_per_user (5,000), enforced per shard as limit / shards; 0 = unlimited. */
   maxGlobalStreamsPerUser: number;
-  /** Mimir compactor_blocks_retention_period / Loki retention_period: documented only, not enforced yet (0 = keep forever). */
+  /**
+   * Mimir compactor_blocks_retention_period / Loki retention_period (0 = keep forever):
+   * blocks (metrics and logs) whose maxTime is older than now - this are deleted from R2
+   * by the tenant's hourly sweep (src/storage/retention.ts), and queries never return
+   * data older than that, even before the sweep ran.
+   */
   retentionPeriodMs: number;
+  /** Loki max_concurrent_tail_requests (10): live tails a tenant may have open at once, over all Workers; 0 refuses every tail, as Loki does. */
+  maxConcurrentTailRequests: number;
 
   // ---- HA-pair de-duplication (Cortex HA tracker; src/distributor/ha.ts) ----
   /** Cortex accept_ha_samples: 1 turns on de-duplication of Prometheus HA pairs for this tenant (0: off). */
@@ -132,6 +139,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxGlobalSeriesPerUser: 150_000,
   maxGlobalStreamsPerUser: 5000,
   retentionPeriodMs: 0,
+  maxConcurrentTailRequests: 10,
   acceptHaSamples: 0,
   haClusterLabel: "cluster",
   haReplicaLabel: "__replica__",

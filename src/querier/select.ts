@@ -2,7 +2,9 @@
 // in R2 (flushed data), merged per series: the one read primitive that remote read
 // (and later the PromQL engine) builds on. Data is kept as chunk bytes until
 // toSamples() decodes it; samples present in both (during the retain period, or after
-// a repeated flush) are de-duplicated by timestamp.
+// a repeated flush) are de-duplicated by timestamp. Reads never reach past the
+// tenant's retention (retentionPeriodMs): the range is clamped to it and each series
+// carries the clamp (`from`) so toSamples drops older samples of chunks that span it.
 
 import { limitsFor } from "../config/limits";
 import { shardStub } from "../distributor/shards";
@@ -13,6 +15,7 @@ import { compareLabels, seriesKey } from "../model/labels";
 import { compileMatcher } from "../model/matchers";
 import { XorIterator } from "../storage/chunk/xor";
 import type { LabelMatcher, SeriesSamples } from "../proto/types";
+import { retentionStart } from "../storage/retention";
 import { selectFromBlocks } from "./store";
 import { isFederated, selectFederated } from "./federation";
 
@@ -26,6 +29,12 @@ export async function selectFromIngesters(env: Env, tenant: string, matchers: La
   return perShard.flat();
 }
 
+/**
+ * A selected series as select() returns it: `from` (ms), when set, is the tenant's
+ * retention start; toSamples returns no sample older than it.
+ */
+export type QueriedSeries = SelectedSeries & { from?: number };
+
 /** Every series matching, from ingesters and R2, merged by labels and sorted. */
 export async function select(
   env: Env,
@@ -34,10 +43,19 @@ export async function select(
   mint: number,
   maxt: number,
   gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS),
-): Promise<SelectedSeries[]> {
+): Promise<QueriedSeries[]> {
   if (isFederated(tenant)) return selectFederated(env, tenant, matchers, mint, maxt, gate);
   // Compile here first so a bad regexp is a 400 from this Worker, not an RPC error.
   const compiled = matchers.map(compileMatcher);
+  // The start is clamped to the retention period, as Loki's querier clamps it to
+  // max_query_lookback (validateQueryTimeRangeLimits): data past it is never returned,
+  // even while the sweep has not deleted its block yet.
+  const from = retentionStart(env, tenant);
+  const clamped = mint < from;
+  if (clamped) {
+    mint = from;
+    if (mint > maxt) return [];
+  }
   // Ingesters first, R2 after: the heads leave out chunks already marked flushed
   // (src/ingester/read.ts), and a chunk is marked only after R2 confirmed its block,
   // so a list started after every shard answered is sure to include that block (R2
@@ -45,18 +63,21 @@ export async function select(
   // between the list and the RPC, losing its chunks from both sources.
   const head = await selectFromIngesters(env, tenant, matchers, mint, maxt, gate);
   const store = await selectFromBlocks(env.BLOCKS, tenant, compiled, mint, maxt, gate);
-  return mergeSeries([store, head]);
+  const merged = mergeSeries([store, head]);
+  if (clamped) for (const s of merged) s.from = from;
+  return merged;
 }
 
 /** Merges lists of selected series by label set; chunks of the earlier lists come first. */
-export function mergeSeries(lists: SelectedSeries[][]): SelectedSeries[] {
-  const byKey = new Map<string, SelectedSeries>();
+export function mergeSeries(lists: QueriedSeries[][]): QueriedSeries[] {
+  const byKey = new Map<string, QueriedSeries>();
   for (const list of lists) {
     for (const s of list) {
       const key = seriesKey(s.labels);
       const have = byKey.get(key);
-      if (!have) byKey.set(key, { labels: s.labels, chunks: s.chunks.slice(), ooo: s.ooo });
+      if (!have) byKey.set(key, s.from === undefined ? { labels: s.labels, chunks: s.chunks.slice(), ooo: s.ooo } : { labels: s.labels, chunks: s.chunks.slice(), ooo: s.ooo, from: s.from });
       else {
+        if (s.from !== undefined) have.from = Math.max(have.from ?? -Infinity, s.from);
         // A chunk flushed and still retained in the head is the same bytes in both
         // places: drop the copy here, before decoding, instead of de-duplicating samples.
         for (const c of s.chunks) if (!have.chunks.some((h) => sameBytes(h, c))) have.chunks.push(c);
@@ -91,7 +112,8 @@ function concatOoo(a: NonNullable<SelectedSeries["ooo"]>, b: NonNullable<Selecte
  * one pass; overlapping sources (head and block, out-of-order chunks) are sorted and
  * de-duplicated, keeping the first source's value.
  */
-export function toSamples(sel: SelectedSeries, mint: number, maxt: number): SeriesSamples {
+export function toSamples(sel: QueriedSeries, mint: number, maxt: number): SeriesSamples {
+  if (sel.from !== undefined && sel.from > mint) mint = sel.from;
   let cap = 0;
   for (const c of sel.chunks) cap += (c[0] << 8) | c[1];
   if (sel.ooo) cap += sel.ooo.timestamps.length;

@@ -74,12 +74,18 @@ export async function listBlocksUnder(bucket: R2Bucket, prefix: string, mint: nu
   return out;
 }
 
+/**
+ * A listed block that is no longer in R2 (deleted by retention, src/storage/retention.ts,
+ * between a query's list and its reads): readers skip it rather than fail the query.
+ */
+export class BlockGoneError extends Error {}
+
 /** Ranged GETs on one R2 object, through the query's connection gate when given. */
 export function r2Source(bucket: R2Bucket, key: string, size: number, gate?: Semaphore): RangeSource {
   const get = async (offset: number, length: number): Promise<Uint8Array> => {
     r2Ops.gets++;
     const obj = await bucket.get(key, { range: { offset, length } });
-    if (obj === null) throw new Error(`block ${key} disappeared from R2`);
+    if (obj === null) throw new BlockGoneError(`block ${key} disappeared from R2`);
     const b = new Uint8Array(await obj.arrayBuffer());
     r2Ops.bytesRead += b.length;
     return b;

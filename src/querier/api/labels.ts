@@ -13,7 +13,8 @@ import { compareLabels, getLabel, seriesKey, type FlatLabels } from "../../model
 import { compileMatcher, type CompiledMatcher } from "../../model/matchers";
 import type { LabelQuery } from "../../ingester/labels";
 import type { BlockIndex } from "../../storage/block/reader";
-import { indexCache, listBlocks } from "../../storage/blocks";
+import { BlockGoneError, indexCache, listBlocks } from "../../storage/blocks";
+import { retentionStart } from "../../storage/retention";
 import { ApiError, jsonArray, labelsJson, successResponse } from "./respond";
 import { Form, goQuote, limitParam, MAX_TIME_MS, MIN_TIME_MS, timeParam } from "./params";
 import { parseMatchersParam } from "./selectors";
@@ -31,7 +32,16 @@ async function onShards<R>(env: Env, tenant: string, mint: number, gate: Semapho
 /** The indexes of the tenant's blocks overlapping [mint, maxt] (cached: blocks are immutable). */
 async function blockIndexes(env: Env, tenant: string, mint: number, maxt: number, gate: Semaphore): Promise<BlockIndex[]> {
   const blocks = await listBlocks(env.BLOCKS, tenant, mint, maxt, gate);
-  return Promise.all(blocks.map((b) => indexCache.open(env.BLOCKS, b, gate)));
+  const opened = await Promise.all(
+    blocks.map((b) =>
+      indexCache.open(env.BLOCKS, b, gate).catch((e: unknown) => {
+        // Deleted by retention between the list and the read: it holds nothing the query may see.
+        if (e instanceof BlockGoneError) return null;
+        throw e;
+      }),
+    ),
+  );
+  return opened.filter((x): x is BlockIndex => x !== null);
 }
 
 /** Label sets of a block's series matching any set with chunks in the range (a series may repeat). */
@@ -59,10 +69,10 @@ interface LabelParams {
   limit: number;
 }
 
-/** The request's limit, time range and matcher sets, read in Prometheus's order. */
-function readLabelParams(form: Form, matchWrap: string | null): LabelParams {
+/** The request's limit, time range (its start clamped to the tenant's retention) and matcher sets, read in Prometheus's order. */
+function readLabelParams(form: Form, matchWrap: string | null, env: Env, tenant: string): LabelParams {
   const limit = limitParam(form);
-  const mint = timeParam(form, "start", MIN_TIME_MS);
+  const mint = Math.max(timeParam(form, "start", MIN_TIME_MS), retentionStart(env, tenant));
   const maxt = timeParam(form, "end", MAX_TIME_MS);
   const matcherSets = parseMatchersParam(form.values("match[]"), matchWrap);
   return { q: { matcherSets, mint, maxt, limit: limit > 0 ? limit + 1 : 0 }, sets: matcherSets.map((set) => set.map(compileMatcher)), limit };
@@ -70,7 +80,7 @@ function readLabelParams(form: Form, matchWrap: string | null): LabelParams {
 
 /** GET|POST /api/v1/labels */
 export async function handleLabelNames(request: Request, env: Env, tenant: string): Promise<Response> {
-  const { q, sets, limit } = readLabelParams(await Form.from(request), null);
+  const { q, sets, limit } = readLabelParams(await Form.from(request), null, env, tenant);
   const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
   const [heads, indexes] = await Promise.all([
     onShards(env, tenant, q.mint, gate, (stub) => stub.labelNames(q)),
@@ -92,7 +102,7 @@ export async function handleLabelNames(request: Request, env: Env, tenant: strin
 /** GET /api/v1/label/<name>/values; `rawName` is the path segment, percent-encoded. */
 export async function handleLabelValues(request: Request, env: Env, tenant: string, rawName: string): Promise<Response> {
   const name = labelNameParam(rawName);
-  const { q, sets, limit } = readLabelParams(await Form.from(request), null);
+  const { q, sets, limit } = readLabelParams(await Form.from(request), null, env, tenant);
   const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
   const [heads, indexes] = await Promise.all([
     onShards(env, tenant, q.mint, gate, (stub) => stub.labelValues({ ...q, name })),
@@ -179,7 +189,7 @@ export function unescapeName(name: string): string {
 export async function handleSeries(request: Request, env: Env, tenant: string): Promise<Response> {
   const form = await Form.from(request);
   if (form.values("match[]").length === 0) throw new ApiError("bad_data", "no match[] parameter provided");
-  return seriesAnswer(env, tenant, readLabelParams(form, "match[]"));
+  return seriesAnswer(env, tenant, readLabelParams(form, "match[]", env, tenant));
 }
 
 async function seriesAnswer(env: Env, tenant: string, { q: asked, sets, limit: userLimit }: LabelParams): Promise<Response> {

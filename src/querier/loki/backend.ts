@@ -1,6 +1,8 @@
 // What the Loki HTTP handlers need from the rest of the querier, in one place:
 // LogQL (src/querier/logql/) and the log store (src/querier/logs/). The handlers
 // call only these, so the API layer has one seam to the engine and the store.
+// Every read's start is clamped here to the tenant's retention (retentionPeriodMs,
+// src/storage/retention.ts), so no Loki endpoint returns entries past it.
 
 import { utf8Length } from "../../distributor/logs/stream_labels";
 import { HttpError } from "../../http/errors";
@@ -9,6 +11,7 @@ import type { FlatLabels } from "../../model/labels";
 import type { Direction, LogSelectParams, LogStreamData } from "../../model/logs";
 import type { NsTime } from "../../model/logtime";
 import type { LabelMatcher } from "../../proto/types";
+import { retentionStart } from "../../storage/retention";
 import { LogQLParseError, type LogQLExpr } from "../logql/ast";
 import { evalLogQL } from "../logql/engine";
 import { parseLogQL } from "../logql/parse";
@@ -70,7 +73,9 @@ export interface Processed {
 /** Runs a parsed query with the LogQL engine over the tenant's log store (one gate of 6 subrequests per query). */
 export async function evalQuery(env: Env, tenant: string, q: ParsedQuery, o: EvalOptions, processed: Processed = { lines: 0, bytes: 0 }): Promise<QueryData> {
   const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
-  const select = async (params: LogSelectParams): Promise<LogStreamData[]> => {
+  const select = async (asked: LogSelectParams): Promise<LogStreamData[]> => {
+    const params = withinRetention(env, tenant, asked);
+    if (params === null) return [];
     const streams = await selectLogs(env, tenant, params, gate);
     for (const s of streams) {
       processed.lines += s.lines.length;
@@ -110,22 +115,39 @@ export function tailPipeline(q: ParsedQuery & { kind: "log" }): TailPipeline {
   };
 }
 
-const indexQuery = (matcherSets: LabelMatcher[][], start: NsTime, end: NsTime): LogIndexQuery => ({ matcherSets, startMs: start.ms, startNs: start.ns, endMs: end.ms, endNs: end.ns });
-
-export function labelNames(env: Env, tenant: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<string[]> {
-  return logLabelNames(env, tenant, indexQuery(matchers.length > 0 ? [matchers] : [], start, end));
+/**
+ * The range with its start raised to the tenant's retention start (Loki's querier
+ * clamps to max_query_lookback the same way); null when nothing of [start, end) is left.
+ */
+export function withinRetention<T extends { startMs: number; startNs: number; endMs: number; endNs: number }>(env: Env, tenant: string, range: T): T | null {
+  const from = retentionStart(env, tenant);
+  if (range.startMs >= from) return range;
+  if (range.endMs < from || (range.endMs === from && range.endNs === 0)) return null; // [start, end) ends before the retention start
+  return { ...range, startMs: from, startNs: 0 };
 }
 
-export function labelValues(env: Env, tenant: string, name: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<string[]> {
-  return logLabelValues(env, tenant, name, indexQuery(matchers.length > 0 ? [matchers] : [], start, end));
+function indexQuery(env: Env, tenant: string, matcherSets: LabelMatcher[][], start: NsTime, end: NsTime): LogIndexQuery | null {
+  return withinRetention(env, tenant, { matcherSets, startMs: start.ms, startNs: start.ns, endMs: end.ms, endNs: end.ns });
 }
 
-export function series(env: Env, tenant: string, groups: LabelMatcher[][], start: NsTime, end: NsTime): Promise<FlatLabels[]> {
-  return logSeries(env, tenant, indexQuery(groups, start, end));
+export async function labelNames(env: Env, tenant: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<string[]> {
+  const q = indexQuery(env, tenant, matchers.length > 0 ? [matchers] : [], start, end);
+  return q === null ? [] : logLabelNames(env, tenant, q);
 }
 
-export function indexStats(env: Env, tenant: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<LogIndexStats> {
-  return logIndexStats(env, tenant, indexQuery([matchers], start, end));
+export async function labelValues(env: Env, tenant: string, name: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<string[]> {
+  const q = indexQuery(env, tenant, matchers.length > 0 ? [matchers] : [], start, end);
+  return q === null ? [] : logLabelValues(env, tenant, name, q);
+}
+
+export async function series(env: Env, tenant: string, groups: LabelMatcher[][], start: NsTime, end: NsTime): Promise<FlatLabels[]> {
+  const q = indexQuery(env, tenant, groups, start, end);
+  return q === null ? [] : logSeries(env, tenant, q);
+}
+
+export async function indexStats(env: Env, tenant: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<LogIndexStats> {
+  const q = indexQuery(env, tenant, [matchers], start, end);
+  return q === null ? { streams: 0, chunks: 0, entries: 0, bytes: 0 } : logIndexStats(env, tenant, q);
 }
 
 /** Parses a stream selector alone ({a="b"}), as the series API and label ?query= need. */

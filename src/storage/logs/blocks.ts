@@ -11,7 +11,7 @@ import { compileMatcher } from "../../model/matchers";
 import { canonicalString } from "../../distributor/logs/stream_labels";
 import type { BlockMeta } from "../block/format";
 import type { BlockIndex } from "../block/reader";
-import { deleteBlock, indexCache, listBlocksUnder, putBlock, r2Source, timeKey, type IndexCache, type ListedBlock } from "../blocks";
+import { BlockGoneError, deleteBlock, indexCache, listBlocksUnder, putBlock, r2Source, timeKey, type IndexCache, type ListedBlock } from "../blocks";
 import { msRange, readLogStreams } from "./block";
 import type { StreamChunks } from "./merge";
 
@@ -66,7 +66,18 @@ export async function openLogBlocks(
 ): Promise<{ block: ListedBlock; index: BlockIndex }[]> {
   const blocks = await listLogBlocks(bucket, tenant, startMs, startNs, endMs, endNs, opts.gate);
   const cache = opts.cache ?? indexCache;
-  return Promise.all(blocks.map(async (block) => ({ block, index: await cache.open(bucket, block, opts.gate) })));
+  const opened = await Promise.all(blocks.map(async (block) => skipGone(async () => ({ block, index: await cache.open(bucket, block, opts.gate) }))));
+  return opened.filter((x) => x !== null);
+}
+
+/** A block deleted by retention (src/storage/retention.ts) between the list and a read is skipped, not a failed query. */
+async function skipGone<T>(read: () => Promise<T>): Promise<T | null> {
+  try {
+    return await read();
+  } catch (e) {
+    if (e instanceof BlockGoneError) return null;
+    throw e;
+  }
 }
 
 /**
@@ -81,12 +92,13 @@ export async function queryLogBlocks(bucket: R2Bucket, tenant: string, params: L
   const opened = await openLogBlocks(bucket, tenant, startMs, startNs, endMs, endNs, opts);
   const perBlock = await Promise.all(
     opened.map(({ block, index }) =>
-      readLogStreams(index, r2Source(bucket, block.key, block.size, opts.gate), matchers, startMs, startNs, endMs, endNs),
+      skipGone(() => readLogStreams(index, r2Source(bucket, block.key, block.size, opts.gate), matchers, startMs, startNs, endMs, endNs)),
     ),
   );
   const out: StreamChunks[] = [];
   const labelStrings = new Map<string, string>();
   for (const streams of perBlock) {
+    if (streams === null) continue;
     for (const s of streams) out.push({ labels: labelString(labelStrings, s.labels), flat: s.labels, chunks: s.chunks });
   }
   return out;
