@@ -5,10 +5,13 @@
 // first), then relays live entries through the query's pipeline (line filters,
 // parsers, formatting) as Loki tail messages:
 //   {"streams":[{"stream":{...},"values":[["<ns>","<line>"],...]}],"dropped_entries":null}
-// Closing either side closes everything.
+// Closing either side closes everything. A tenant has at most
+// maxConcurrentTailRequests tails open at once (./tail_limit.ts): the slot is taken
+// before the shards are asked and given back when the tail ends.
 
 import { limitsFor } from "../../config/limits";
 import { logShardStub } from "../../distributor/shards";
+import { allShards } from "../../distributor/tenant_ring";
 import { HttpError } from "../../http/errors";
 import { tenantOf } from "../../http/tenant";
 import type { FlatLabels } from "../../model/labels";
@@ -18,6 +21,7 @@ import { labelsJson, jsonString } from "../api/respond";
 import * as backend from "./backend";
 import { checkEntriesLimit, nowNs, readForm, tailParams } from "./params";
 import { tailMessage } from "./respond";
+import { acquireTail, TailLimitError, type TailSlot } from "./tail_limit";
 
 /** A tail message's stream as Loki writes it (and as the shards send it). */
 interface TailStream {
@@ -42,16 +46,27 @@ export async function handleTail(request: Request, env: Env, ctx: ExecutionConte
   const limits = limitsFor(env, tenant);
   checkEntriesLimit(p.limit, limits.maxEntriesLimitPerQuery);
   const pipeline = backend.tailPipeline(q);
+  let slot: TailSlot;
+  try {
+    slot = await acquireTail(env, tenant, limits.maxConcurrentTailRequests);
+  } catch (e) {
+    if (e instanceof TailLimitError) return refusedTail(e.message);
+    throw e;
+  }
 
   const pair = new WebSocketPair();
   const client = pair[0];
   const server = pair[1];
   server.accept();
-  const relay = new TailRelay(server, pipeline, p.delayForS * 1000);
+  const relay = new TailRelay(server, pipeline, p.delayForS * 1000, slot);
   ctx.waitUntil(
     relay.run(async () => {
       // Shards first, buffering, so no entry pushed while the history is read is missed.
-      const opened = await Promise.allSettled(Array.from({ length: limits.shards }, (_, shard) => openShardTail(env, tenant, shard, q.matchers)));
+      // Every shard the tenant's ring lists (ACTIVE and LEAVING: a stream's pushes go
+      // to the old ring's shard until every isolate's cached ring expires). A tail
+      // opened before a reshard does not see shards added by it.
+      const ids = await allShards(env, tenant);
+      const opened = await Promise.allSettled(ids.map((shard) => openShardTail(env, tenant, shard, q.matchers)));
       const shards = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
       const failed = opened.find((r) => r.status === "rejected");
       if (failed !== undefined) {
@@ -75,6 +90,18 @@ export async function handleTail(request: Request, env: Env, ctx: ExecutionConte
     }),
   );
   return new Response(null, { status: 101, webSocket: client });
+}
+
+/**
+ * A tail over the tenant's limit: upgraded, then closed at once with Loki's message,
+ * as Loki's TailHandler does (it checks the limit after the upgrade and closes with
+ * CloseInternalServerErr), so logcli and Grafana show the reason.
+ */
+function refusedTail(message: string): Response {
+  const pair = new WebSocketPair();
+  pair[1].accept();
+  pair[1].close(CLOSE_INTERNAL_ERROR, message);
+  return new Response(null, { status: 101, webSocket: pair[0] });
 }
 
 /** Opens a shard's tail socket: its LogIngester's fetch() with Upgrade: websocket and the selector's matchers. */
@@ -101,17 +128,33 @@ class TailRelay {
   /** delay_for: live entries held, sorted and sent after the delay. */
   private delayed: { labels: FlatLabels; key: string; ts: string; line: string }[] = [];
   private delayTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Resolves when the tail has ended (either side closed). */
+  private readonly ended: Promise<void>;
+  private end: () => void = () => {};
 
   constructor(
     private readonly client: WebSocket,
     private readonly pipeline: backend.TailPipeline,
     private readonly delayMs: number,
+    private readonly slot: TailSlot,
   ) {
+    this.ended = new Promise((resolve) => (this.end = resolve));
     client.addEventListener("close", () => this.close(CLOSE_NORMAL, "client closed"));
     client.addEventListener("error", () => this.close(CLOSE_NORMAL, "client error"));
+    slot.keep(() => this.close(CLOSE_INTERNAL_ERROR, "the tail's slot expired and was taken by another tail"));
   }
 
+  /**
+   * Runs the tail until it ends, then gives its slot back: the promise stays pending
+   * for the tail's life, so the request's waitUntil keeps the release call alive.
+   */
   async run(openShards: () => Promise<WebSocket[]>, history: () => Promise<TailStream[]>): Promise<void> {
+    await this.setUp(openShards, history);
+    await this.ended;
+    await this.slot.release();
+  }
+
+  private async setUp(openShards: () => Promise<WebSocket[]>, history: () => Promise<TailStream[]>): Promise<void> {
     try {
       const shards = await openShards();
       this.shards = shards;
@@ -213,6 +256,8 @@ class TailRelay {
     if (this.delayTimer !== null) clearTimeout(this.delayTimer);
     for (const ws of this.shards) safeClose(ws, CLOSE_NORMAL, "tail ended");
     safeClose(this.client, code, reason);
+    void this.slot.release();
+    this.end();
   }
 }
 
