@@ -14,8 +14,9 @@ import { flushHead, type FlushResult } from "../src/ingester/flusher";
 import type { SelectRequest, SelectedSeries, ShardPush, ShardPushResult, ShardStats } from "../src/ingester/rpc";
 import type { MetricMetadata } from "../src/proto/types";
 import { registerShard } from "../src/storage/blocks";
-import { COUNTER, ShardObserver } from "../src/observability/shard";
+import { COUNTER, ShardObserver, type Tally } from "../src/observability/shard";
 import { countingBucket } from "../src/observability/r2";
+import { RowCountingSql } from "../src/observability/rows";
 import type { ReasonCount } from "../src/ingester/rpc";
 
 /** Backoff after a failed flush: 2 s doubling to 5 min (alarms would give up after 6 platform retries). */
@@ -28,6 +29,8 @@ export class Ingester extends DurableObject<Env> {
   private wal!: Wal;
   /** Persisted counters, minute history and recent errors (src/observability/shard.ts). */
   private obs!: ShardObserver;
+  /** Every statement goes through it: rows written, as billed. */
+  private sql!: RowCountingSql;
   private tenant: string | null = null;
   private shard = 0;
   private pushes = 0;
@@ -57,9 +60,14 @@ export class Ingester extends DurableObject<Env> {
   }
 
   private replay(): void {
-    this.wal = new Wal(this.ctx.storage);
-    this.obs = new ShardObserver(this.ctx.storage.sql);
+    this.sql = new RowCountingSql(this.ctx.storage.sql);
+    this.wal = new Wal(this.ctx.storage, this.sql);
+    // Push counts ride in the WAL rows; the observations row is written at flush
+    // checks and inside each checkpoint, covering the WAL up to wal.lastSeq.
+    this.obs = new ShardObserver(this.sql, () => this.wal.lastSeq);
+    this.wal.onCheckpoint = () => this.obs.persistIfStale();
     const head = this.head;
+    let seq = 0;
     const now = this.clock();
     const seriesFor = (id: number) => {
       const s = head.byId[id];
@@ -75,8 +83,12 @@ export class Ingester extends DurableObject<Env> {
       },
       chunk: (id, mint, maxt, numSamples, data) => void seriesFor(id).closed.push({ mint, maxt, numSamples, data, flushedAt: 0 }),
       last: (id, t, v) => seriesFor(id).restoreLast(t, v),
+      observations: (t) => this.obs.replay(t, seq),
     };
-    this.wal.replay((rec) => decodeWalRecord(rec, visitor));
+    this.wal.replay((rec, at) => {
+      seq = at;
+      decodeWalRecord(rec, visitor);
+    });
     head.bytesEstimate = head.bytes();
     const tenant = this.wal.getKv("tenant");
     if (typeof tenant === "string") {
@@ -106,19 +118,35 @@ export class Ingester extends DurableObject<Env> {
       );
     }
     // Synchronous from validation to WAL insert: the output gate holds the reply
-    // until SQLite has committed the row, so the ack means durable.
+    // until SQLite has committed the row, so the ack means durable. The push's
+    // counts are in that row (OBSERVATIONS), so they are durable with it.
     const now = this.clock();
-    const seriesBefore = this.head.numSeries;
+    const obs = this.obs;
+    const tally = obs.tally();
+    const seqBefore = this.wal.lastSeq;
     let result: ShardPushResult;
     try {
-      result = appendPush(this.head, this.wal, batch, now);
+      result = appendPush(this.head, this.wal, batch, now, (r, seriesCreated, rec) => {
+        tallyPush(tally, batch, r, seriesCreated, now);
+        // A push that stores nothing writes no WAL row: its counts get the observations row below.
+        if (!rec.empty) rec.observations = obs.encode(tally);
+      });
     } catch (e) {
+      // The row was written and only applying it failed: replay will count it, so count it now.
+      if (this.wal.lastSeq !== seqBefore) this.counted(tally, true);
       this.countFailure(now, `push of ${batch.timestamps.length} samples failed: ${(e as Error).message}`);
       throw e;
     }
-    this.countPush(batch, result, this.head.numSeries - seriesBefore, now);
+    this.counted(tally, this.wal.lastSeq !== seqBefore);
     if (this.alarmAt === null) this.schedule(this.clock() + limits.flushCheckPeriodMs);
     return result;
+  }
+
+  /** Counts a push's tally: durable already in its WAL row, or written now as the observations row (one row either way). */
+  private counted(tally: Tally, inWalRow: boolean): void {
+    this.obs.apply(tally);
+    if (inWalRow) this.obs.walWritten();
+    else this.obs.commit();
   }
 
   /** Takes on the tenant and shard of its first write (the Durable Object's name is not readable inside it). */
@@ -146,21 +174,6 @@ export class Ingester extends DurableObject<Env> {
     } catch {
       // Storage itself is failing: the push's own error says more.
     }
-  }
-
-  /** Counts an answered push; committed with its WAL row (same synchronous section). */
-  private countPush(batch: ShardPush, result: ShardPushResult, seriesCreated: number, now: number): void {
-    const obs = this.obs;
-    const received = batch.timestamps.length;
-    obs.inc(COUNTER.pushes);
-    obs.inc(COUNTER.samplesReceived, received);
-    obs.inc(COUNTER.samplesIngested, result.written);
-    obs.inc(COUNTER.seriesCreated, seriesCreated);
-    obs.record(now, received);
-    for (const { reason, count } of result.rejected) obs.inc(`${COUNTER.discarded}/${reason}`, count);
-    if (batch.distributorDiscards) for (const { reason, count } of batch.distributorDiscards) obs.inc(`${COUNTER.distributorDiscarded}/${reason}`, count);
-    if (result.firstError !== null) obs.error(now, "rejected", result.firstError);
-    obs.commit();
   }
 
   /**
@@ -253,7 +266,9 @@ export class Ingester extends DurableObject<Env> {
       if (result.block) this.obs.inc(COUNTER.blocksFlushed);
       for (const [reason, n] of Object.entries(result.reasons)) this.obs.inc(`${COUNTER.chunksFlushed}/${reason}`, n ?? 0);
       this.obs.inc(COUNTER.seriesRemoved, result.seriesDropped);
-      this.obs.commit();
+      // At most once per flush check (30 s): the observations row catches up with the
+      // WAL rows' counts, so that replay re-applies only the newest.
+      this.obs.persistIfStale();
       return result;
     } catch (e) {
       this.flushFailures++;
@@ -287,6 +302,7 @@ export class Ingester extends DurableObject<Env> {
       walRecords: this.wal.records,
       walBytes: this.wal.bytes,
       checkpointBytes: this.wal.checkpointBytes,
+      rowsWritten: this.sql.rowsWritten,
       headBytes: this.head.bytesEstimate,
       pushes: this.pushes,
       flushes: this.flushes,
@@ -299,4 +315,17 @@ export class Ingester extends DurableObject<Env> {
       observations: this.obs.snapshot(this.clock()),
     };
   }
+}
+
+/** What an answered push counts, in the tally its WAL row carries. */
+function tallyPush(t: Tally, batch: ShardPush, result: ShardPushResult, seriesCreated: number, now: number): void {
+  const received = batch.timestamps.length;
+  t.inc(COUNTER.pushes);
+  t.inc(COUNTER.samplesReceived, received);
+  t.inc(COUNTER.samplesIngested, result.written);
+  t.inc(COUNTER.seriesCreated, seriesCreated);
+  t.record(now, received);
+  for (const { reason, count } of result.rejected) t.inc(`${COUNTER.discarded}/${reason}`, count);
+  if (batch.distributorDiscards) for (const { reason, count } of batch.distributorDiscards) t.inc(`${COUNTER.distributorDiscarded}/${reason}`, count);
+  if (result.firstError !== null) t.error(now, "rejected", result.firstError);
 }

@@ -62,7 +62,14 @@ class Staged {
   rejected: Rejections | null = null;
 }
 
-export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): ShardPushResult {
+/**
+ * Called with the push's outcome after staging, before its WAL row is built: may add
+ * to the row (the shard's counters ride in it: src/observability/shard.ts), so that
+ * they commit with the data they count without a row of their own.
+ */
+export type BeforeWalCommit = (result: ShardPushResult, seriesCreated: number, rec: WalRecordBuilder) => void;
+
+export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number, beforeCommit?: BeforeWalCommit): ShardPushResult {
   head.maxSamplesPerChunk = push.maxSamplesPerChunk;
   head.maxChunkAgeMs = push.maxChunkAgeMs;
   epoch++;
@@ -81,6 +88,12 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): 
     if (!old || old.type !== m.type || old.help !== m.help || old.unit !== m.unit) builder.addMetadata(m);
   }
 
+  const rejectedList: ReasonCount[] = [];
+  const rejected = staged.rejected;
+  if (rejected !== null) for (const [reason, count] of rejected.counts) rejectedList.push({ reason, count });
+  const result: ShardPushResult = { written: staged.written, rejected: rejectedList, firstError: rejected?.firstError ?? null };
+  beforeCommit?.(result, staged.pending?.size ?? 0, builder);
+
   // Commit: WAL first. Nothing above touched the head except staging fields.
   if (!builder.empty) wal.append(builder.build());
 
@@ -94,11 +107,7 @@ export function appendPush(head: Head, wal: Wal, push: ShardPush, now: number): 
   apply(head, push, bits, staged, now);
   head.samplesAppended += staged.appended;
   head.bytesEstimate += staged.appended * 2;
-
-  const rejectedList: ReasonCount[] = [];
-  const rejected = staged.rejected;
-  if (rejected !== null) for (const [reason, count] of rejected.counts) rejectedList.push({ reason, count });
-  return { written: staged.written, rejected: rejectedList, firstError: rejected?.firstError ?? null };
+  return result;
 }
 
 /** Checks every sample against its series' staged state and writes the accepted ones to the WAL builder. */

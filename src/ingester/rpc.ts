@@ -71,6 +71,8 @@ export interface ShardStats {
   walRecords: number;
   walBytes: number;
   checkpointBytes: number;
+  /** SQLite rows written since the object started (every statement: WAL, checkpoint, kv, observations), as billed. */
+  rowsWritten: number;
   headBytes: number;
   pushes: number;
   flushes: number;

@@ -9,8 +9,12 @@
 //   METADATA(3): count:uvarint { type:u8 family:string help:string unit:string }
 //   CHUNK(4)   : count:uvarint { id:uvarint mint:varint maxt:varint n:uvarint len:uvarint bytes }
 //   LAST(5)    : count:uvarint { id:uvarint t:varint v:f64 }   the series' newest sample
+//   OBSERVATIONS(6): count:uvarint { key:string delta:varint } minutes errors
+//                the shard's counter changes committed with this row
+//                (src/observability/shard.ts writeTallies)
 //
-// CHUNK and LAST appear only in checkpoints (docs/wal-format.md).
+// CHUNK and LAST appear only in checkpoints (docs/wal-format.md), OBSERVATIONS only
+// in WAL rows: a checkpoint's counts are in the observations row it writes.
 //
 // Record types are numbered once and never reused. A row larger than SQLite's
 // 2 MB row limit is split over consecutive rows with more=1 on all but the last.
@@ -19,6 +23,8 @@
 import { ByteReader, ByteWriter, CorruptDataError, concatBytes } from "../model/bytes";
 import { crc32c } from "../storage/crc32c";
 import type { MetricMetadata, MetricType } from "../proto/types";
+import { readTally, type Tally } from "../observability/shard";
+import type { SqlExec } from "../observability/rows";
 
 export const enum WalRecordType {
   Series = 1,
@@ -26,6 +32,7 @@ export const enum WalRecordType {
   Metadata = 3,
   Chunk = 4,
   Last = 5,
+  Observations = 6,
 }
 
 /** Below SQLite's 2 MB row limit, with room for the row's other columns. */
@@ -49,6 +56,11 @@ export class WalRecordBuilder {
   metadataCount = 0;
   /** Previous timestamp written in this record, for delta encoding. */
   prevT = 0;
+  /**
+   * An OBSERVATIONS payload (count first: src/observability/shard.ts writeTallies) to
+   * write last in the row, or null. Not data: a builder holding only this is `empty`.
+   */
+  observations: Uint8Array | null = null;
 
   reset(): void {
     this.series.reset();
@@ -56,6 +68,7 @@ export class WalRecordBuilder {
     this.metadata.reset();
     this.seriesCount = this.sampleSeriesCount = this.metadataCount = 0;
     this.prevT = 0;
+    this.observations = null;
   }
 
   addSeries(id: number, key: string): void {
@@ -164,6 +177,10 @@ export class WalRecordBuilder {
       out.uvarint(this.sampleSeriesCount);
       out.bytes(this.samples.view());
     }
+    if (this.observations !== null) {
+      out.u8(WalRecordType.Observations);
+      out.bytes(this.observations);
+    }
     const rec = out.view();
     new DataView(rec.buffer, rec.byteOffset, 4).setUint32(0, crc32c(rec.subarray(4)), true);
     return rec;
@@ -180,6 +197,8 @@ export interface WalVisitor {
   chunk(id: number, mint: number, maxt: number, numSamples: number, data: Uint8Array): void;
   /** The series' newest sample (checkpoints only). */
   last(id: number, t: number, v: number): void;
+  /** The shard's counter changes committed with the row; read (and skipped) when absent. */
+  observations?(t: Tally): void;
 }
 
 export function decodeWalRecord(rec: Uint8Array, visit: WalVisitor): void {
@@ -235,6 +254,11 @@ export function decodeWalRecord(rec: Uint8Array, visit: WalVisitor): void {
           visit.last(id, t, r.f64());
         }
         break;
+      case WalRecordType.Observations: {
+        const t = readTally(r, count);
+        visit.observations?.(t);
+        break;
+      }
       default:
         throw new CorruptDataError(`corrupt WAL record: unknown record type ${type} at byte ${r.pos - 1}`);
     }
@@ -252,10 +276,17 @@ export class Wal {
   records = 0;
   bytes = 0;
   checkpointBytes = 0;
-  private readonly sql: SqlStorage;
+  /**
+   * Runs inside the checkpoint's transaction, after the covered rows are deleted:
+   * the shard's observations row must cover what their OBSERVATIONS records counted.
+   */
+  onCheckpoint: ((upTo: number) => void) | null = null;
 
-  constructor(private readonly storage: DurableObjectStorage) {
-    this.sql = storage.sql;
+  /** `sql`: the storage's, or a RowCountingSql over it (src/observability/rows.ts). */
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly sql: SqlExec = storage.sql,
+  ) {
     for (const stmt of SCHEMA) this.sql.exec(stmt);
   }
 
@@ -288,6 +319,7 @@ export class Wal {
       parts.forEach((p, i) => this.sql.exec("INSERT INTO checkpoint (part, rec) VALUES (?, ?)", i, p));
       this.sql.exec("DELETE FROM wal WHERE seq <= ?", upTo);
       this.setKv("checkpoint_seq", upTo);
+      this.onCheckpoint?.(upTo);
     });
     this.records = 0;
     this.bytes = 0;
@@ -304,15 +336,18 @@ export class Wal {
     else this.sql.exec("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", key, value);
   }
 
-  /** Reads the checkpoint, then every WAL record after it, joining split rows. */
-  replay(onRecord: (rec: Uint8Array) => void): number {
+  /**
+   * Reads the checkpoint, then every WAL record after it, joining split rows.
+   * `seq` is the sequence number of the record's last row (0 for checkpoint parts).
+   */
+  replay(onRecord: (rec: Uint8Array, seq: number) => void): number {
     const cp = this.getKv("checkpoint_seq");
     if (typeof cp === "number") this.nextSeq = cp + 1;
     let n = 0;
     for (const row of this.sql.exec<{ rec: ArrayBuffer }>("SELECT rec FROM checkpoint ORDER BY part")) {
       const rec = new Uint8Array(row.rec);
       this.checkpointBytes += rec.length;
-      onRecord(rec);
+      onRecord(rec, 0);
       n++;
     }
     let parts: Uint8Array[] = [];
@@ -324,7 +359,7 @@ export class Wal {
       parts = [];
       this.records++;
       this.bytes += rec.length;
-      onRecord(rec);
+      onRecord(rec, row.seq);
       n++;
     }
     if (parts.length > 0) throw new Error("corrupt WAL: the last record is incomplete (more=1 on the final row)");
