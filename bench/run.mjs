@@ -467,13 +467,20 @@ async function main() {
     storedSeries: sumOf("series"),
     walRecords: sumOf("walRecords"),
     walBytes: sumOf("walBytes"),
+    // SQLite rows written, as billed: every statement's own count (WAL, checkpoints, kv,
+    // the shards' observations row), not one per WAL record assumed.
+    rowsWritten: sumOf("rowsWritten"),
     doRequests: sumOf("pushes"),
+    // Durable: a shard that restarted during the push counted more than its in-memory figures show.
+    pushesCounted: shards.reduce((n, s) => n + (Number(s.observations?.counters?.pushes) || 0), 0),
     r2Puts: sumOf("r2Puts"),
     flushes: sumOf("flushes"),
     blocksWritten: sumOf("blocksWritten"),
   };
   ours.storage = await measureStorage(wr, w);
   ours.r2Puts = ours.storage.blocks;
+  const afterFlush = (await getJson(`${wr.url}/api/v1/status/ingesters`, { "X-Scope-OrgID": TENANT })).data.shards;
+  ours.storage.rowsWritten = afterFlush.reduce((n, s) => n + (Number(s.rowsWritten) || 0), 0) - ours.rowsWritten;
   await wr.stop();
 
   // --- VictoriaMetrics ---
@@ -511,7 +518,8 @@ async function main() {
   const dollarsPerBillion = (count, price) => (count / n) * 1e9 * price;
   const cost = {
     doRequests: dollarsPerBillion(ours.doRequests, PRICE.doRequest),
-    rows: dollarsPerBillion(ours.walRecords, PRICE.sqliteRowWritten),
+    // The push's rows and the final flush's (its checkpoints delete the WAL rows, and a delete counts as a row written).
+    rows: dollarsPerBillion(ours.rowsWritten + ours.storage.rowsWritten, PRICE.sqliteRowWritten),
     r2: dollarsPerBillion(ours.r2Puts, PRICE.r2ClassA),
     workerRequests: dollarsPerBillion(w.requestCount, PRICE.workerRequest),
   };
@@ -539,7 +547,8 @@ async function main() {
   rows.push(["samples per CPU-s (workerd)", fmt(perCpu(ours, workerdCpu)), "", ratio(perCpu(ours, workerdCpu), vm ? perCpu(vm, vm.cpuTotal) : 0)]);
   rows.push(["wire bytes/sample", fmt(w.wireBytes / n, 2), vm ? fmt(w.wireBytes / n, 2) : "—", ""]);
   rows.push(["WAL bytes/sample", fmt(ours.walBytes / n, 2), "", ""]);
-  rows.push(["WAL records (SQLite rows)", fmt(ours.walRecords), "", ""]);
+  rows.push(["WAL records (not yet checkpointed)", fmt(ours.walRecords), "", ""]);
+  rows.push(["SQLite rows written (per DO request)", `${fmt(ours.rowsWritten)} (${fmt(ours.rowsWritten / Math.max(1, ours.doRequests), 2)})`, "", ""]);
   rows.push(["DO requests per push", fmt(ours.doRequests / w.requestCount, 2), "", ""]);
   rows.push(["flushes / blocks during the push", `${fmt(ours.flushes)} / ${fmt(ours.blocksWritten)}`, "", ""]);
   lines.push(table(rows));
@@ -550,6 +559,7 @@ async function main() {
     table([
       ["", "edge-ingester", "anchors on this workload kind"],
       ["blocks (R2 objects) / flush time", `${fmt(st.blocks)} / ${fmt(st.flushS, 2)} s`, ""],
+      ["SQLite rows written by the flush (checkpoints)", fmt(st.rowsWritten), ""],
       ["samples in blocks", fmt(st.samples), ""],
       ["R2 bytes/sample (block size / samples)", fmt(st.bytes / Math.max(1, st.samples), 2), "VictoriaMetrics ≈ 2.1, Prometheus 2.42 blocks ≈ 3.8"],
       ["R2 PUTs per million samples", fmt((st.blocks / n) * 1e6, 2), ""],
@@ -563,7 +573,7 @@ async function main() {
     table([
       ["item", "count in run", "per 1e9 samples", "price", "$ / 1e9 samples"],
       ["DO requests", fmt(ours.doRequests), fmt((ours.doRequests / n) * 1e9), "$0.15 / M", `$${fmt(cost.doRequests, 2)}`],
-      ["SQLite rows written (WAL records)", fmt(ours.walRecords), fmt((ours.walRecords / n) * 1e9), "$1.00 / M", `$${fmt(cost.rows, 2)}`],
+      ["SQLite rows written (push + flush)", fmt(ours.rowsWritten + st.rowsWritten), fmt(((ours.rowsWritten + st.rowsWritten) / n) * 1e9), "$1.00 / M", `$${fmt(cost.rows, 2)}`],
       ["R2 PUTs (class A)", fmt(ours.r2Puts), fmt((ours.r2Puts / n) * 1e9), "$4.50 / M", `$${fmt(cost.r2, 2)}`],
       ["total", "", "", "", `$${fmt(costTotal, 2)}`],
       ["(Worker requests, not in total)", fmt(w.requestCount), fmt((w.requestCount / n) * 1e9), "$0.30 / M", `$${fmt(cost.workerRequests, 2)}`],
@@ -574,6 +584,7 @@ async function main() {
   const problems = [];
   if (ours.restarted) problems.push("edge-ingester's processes changed during the push (a workerd restart?): CPU figures may be incomplete");
   if (vm?.restarted) problems.push("VictoriaMetrics' processes changed during the push: CPU figures may be incomplete");
+  if (ours.pushesCounted !== ours.doRequests) problems.push(`a shard restarted during the push (${fmt(ours.pushesCounted)} pushes counted, ${fmt(ours.doRequests)} since the shards started): SQLite rows and DO requests are undercounted`);
   if (ours.failedRequests > 0) problems.push(`edge-ingester refused ${ours.failedRequests} requests (${ours.failedSamples} samples); first: ${ours.firstError}`);
   if (ours.storage.samples !== ours.storedSamples) problems.push(`blocks in R2 hold ${fmt(ours.storage.samples)} samples, the ingesters stored ${fmt(ours.storedSamples)}`);
   if (ours.storedSamples !== n - ours.failedSamples) problems.push(`edge-ingester stored ${fmt(ours.storedSamples)} samples, expected ${fmt(n - ours.failedSamples)}`);
