@@ -4,19 +4,24 @@
 // the system's /metrics is src/observability/metrics.ts.
 
 import { allShards } from "../distributor/tenant_ring";
-import { shardStub } from "../distributor/shards";
+import { logShardStub, shardStub } from "../distributor/shards";
 import { r2Ops } from "../storage/blocks";
-import { MAX_CONCURRENT_SUBREQUESTS, Semaphore, mapLimit } from "../model/concurrency";
+import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../model/concurrency";
 import { HttpError } from "./errors";
 import { blocksByShard, collectCluster, type ClusterSnapshot, type ShardBlocks, type TenantSnapshot } from "../observability/collect";
 import { ratePerSecond } from "../observability/shard";
 import { isolate } from "../observability/requests";
 import { escapeHtml, renderStatusPage } from "./status_page";
 
+/** GET /api/v1/status/ingesters: `shards` the metrics shards' stats, `logShards` the log shards' (src/ingester/logs/rpc.ts LogShardStats). */
 export async function handleIngesterStatus(env: Env, tenant: string): Promise<Response> {
   const ids = await allShards(env, tenant);
-  const stats = await mapLimit(ids, MAX_CONCURRENT_SUBREQUESTS, async (shard) => ({ ...(await shardStub(env, tenant, shard).stats()), shard }));
-  return Response.json({ status: "success", data: { tenant, shards: stats } });
+  const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
+  const [stats, logStats] = await Promise.all([
+    Promise.all(ids.map((shard) => gate.run(async () => ({ ...(await shardStub(env, tenant, shard).stats()), shard })))),
+    Promise.all(ids.map((shard) => gate.run(async () => ({ ...(await logShardStub(env, tenant, shard).stats()), shard })))),
+  ]);
+  return Response.json({ status: "success", data: { tenant, shards: stats, logShards: logStats } });
 }
 
 /** GET /api/v1/status/r2: R2 operations made by this isolate (the querier's reads, for the benchmark). */
