@@ -14,14 +14,18 @@ import { LogChunkBuilder } from "../src/storage/logs/chunk";
 import { flushLogHead, flushBackoffMs, type LogFlushResult } from "../src/ingester/logs/flusher";
 import { headLogIndexStats, headLogLabelNames, headLogLabelValues, headLogSeries, selectLogStreams } from "../src/ingester/logs/read";
 import { TailHub, parseTailMatchers } from "../src/ingester/logs/tail";
-import type { LogIndexQuery, LogIndexStats, LogShardPush, LogShardPushResult, LogShardSelect, LogShardStats, SelectedLogStream } from "../src/ingester/logs/rpc";
+import type { LogDiscardCount, LogIndexQuery, LogIndexStats, LogShardPush, LogShardPushResult, LogShardSelect, LogShardStats, SelectedLogStream } from "../src/ingester/logs/rpc";
 import type { FlatLabels } from "../src/model/labels";
 import type { LogChunkRules } from "../src/ingester/logs/stream";
 import { registerShard } from "../src/storage/blocks";
+import { COUNTER, ShardObserver } from "../src/observability/shard";
+import { countingBucket } from "../src/observability/r2";
 
 export class LogIngester extends DurableObject<Env> {
   private head = new LogHead();
   private wal!: Wal;
+  /** Persisted counters, minute history of lines received and recent errors (src/observability/shard.ts). */
+  private obs!: ShardObserver;
   private tails: TailHub;
   private tenant: string | null = null;
   private shard = 0;
@@ -55,6 +59,7 @@ export class LogIngester extends DurableObject<Env> {
 
   private replay(): void {
     this.wal = new Wal(this.ctx.storage);
+    this.obs = new ShardObserver(this.ctx.storage.sql);
     const head = this.head;
     const rules = this.wal.getKv("chunk_rules");
     if (typeof rules === "string") head.rules = JSON.parse(rules) as LogChunkRules;
@@ -103,21 +108,14 @@ export class LogIngester extends DurableObject<Env> {
   async pushLogs(push: LogShardPush): Promise<LogShardPushResult> {
     this.pushes++;
     if (this.shutdown) {
-      throw new Error(`log shard ${push.shard} of tenant ${push.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
+      this.refuse(`log shard ${push.shard} of tenant ${push.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
     }
-    if (this.tenant === null) {
-      this.tenant = push.tenant;
-      this.shard = push.shard;
-      this.wal.setKv("tenant", push.tenant);
-      this.wal.setKv("shard", push.shard);
-      // Not awaited: registration is for listing tenants; a failure is retried at flush.
-      void this.register().catch(() => {});
-    }
+    this.adopt(push.tenant, push.shard);
     const limits = push.limits;
     if (this.head.bytesEstimate > limits.maxHeadBytesPerShard) {
       // R2 is failing or flushes lag: refuse (retryable) rather than risk the isolate.
       void this.flush(false).catch(() => {});
-      throw new Error(
+      this.refuse(
         `log shard ${push.shard} of tenant ${push.tenant} holds ${this.head.bytesEstimate} bytes, over the limit of ${limits.maxHeadBytesPerShard} (maxHeadBytesPerShard), until a flush to R2 succeeds; retry later`,
       );
     }
@@ -127,14 +125,93 @@ export class LogIngester extends DurableObject<Env> {
       this.head.rules = { blockSize: limits.chunkBlockSize, targetSize: limits.chunkTargetSize, maxChunkAgeMs: limits.maxChunkAgeMs };
       this.wal.setKv("chunk_rules", JSON.stringify(this.head.rules));
     }
-    // Synchronous from validation to the WAL insert and the head: the output gate
-    // holds the reply until SQLite has committed the row.
-    const { result, committed } = appendLogPush(this.head, this.wal, push, this.clock());
+    // Synchronous from validation to the WAL insert, the head and the counters: the
+    // output gate holds the reply until SQLite has committed the rows, so an acked
+    // line is stored and counted exactly once.
+    const now = this.clock();
+    let outcome: ReturnType<typeof appendLogPush>;
+    try {
+      outcome = appendLogPush(this.head, this.wal, push, now);
+    } catch (e) {
+      this.countFailure(now, `push of a ${push.batch.length}-byte log batch failed: ${(e as Error).message}`);
+      throw e;
+    }
+    const { result, committed } = outcome;
+    this.countPush(push, outcome, now);
     if (committed !== null) {
       if (this.alarmAt === null) this.schedule(this.clock() + this.limits().flushCheckPeriodMs);
       this.tails.publish(committed, (labels) => this.streamFlat(labels));
     }
     return result;
+  }
+
+  /** Takes on the tenant and shard of its first write (the Durable Object's name is not readable inside it). */
+  private adopt(tenant: string, shard: number): void {
+    if (this.tenant !== null) return;
+    this.tenant = tenant;
+    this.shard = shard;
+    this.wal.setKv("tenant", tenant);
+    this.wal.setKv("shard", shard);
+    // Not awaited: registration is for listing tenants; a failure is retried at flush.
+    void this.register().catch(() => {});
+  }
+
+  /** Counts a refused push and throws its message (the distributor answers 503: the sender retries). */
+  private refuse(message: string): never {
+    this.countFailure(this.clock(), message);
+    throw new Error(message);
+  }
+
+  private countFailure(now: number, message: string): void {
+    try {
+      this.obs.inc(COUNTER.pushFailures);
+      this.obs.error(now, "push", message);
+      this.obs.commit();
+    } catch {
+      // Storage itself is failing: the push's own error says more.
+    }
+  }
+
+  /**
+   * Counts an answered push, committed with its WAL row (same synchronous section).
+   * Lines received are the batch's (what passed the distributor's validation), as
+   * Loki's distributor counts loki_distributor_lines_received_total; those this
+   * shard then refuses are counted again as discarded, as Loki's ingester does.
+   */
+  private countPush(push: LogShardPush, outcome: { result: LogShardPushResult; entries: number; bytes: number }, now: number): void {
+    const obs = this.obs;
+    const { result } = outcome;
+    obs.inc(COUNTER.pushes);
+    obs.inc(COUNTER.linesReceived, outcome.entries);
+    obs.inc(COUNTER.bytesReceived, outcome.bytes);
+    obs.record(now, outcome.entries);
+    for (const { reason, count, bytes } of result.rejected) {
+      obs.inc(`${COUNTER.discardedLines}/${reason}`, count);
+      obs.inc(`${COUNTER.discardedBytes}/${reason}`, bytes);
+    }
+    if (push.distributorDiscards) this.countDistributorDiscards(push.distributorDiscards);
+    const firstError = push.distributorError ?? result.firstError;
+    if (firstError !== null) obs.error(now, "rejected", firstError);
+    obs.commit();
+  }
+
+  private countDistributorDiscards(discards: LogDiscardCount[]): void {
+    for (const { reason, count, bytes } of discards) {
+      this.obs.inc(`${COUNTER.distributorDiscardedLines}/${reason}`, count);
+      this.obs.inc(`${COUNTER.distributorDiscardedBytes}/${reason}`, bytes);
+    }
+  }
+
+  /**
+   * Counts entries the distributor refused when the request sent no batch to any
+   * shard (src/observability/distributor.ts): here, in the tenant's shard 0, so
+   * that the count survives the Worker isolate.
+   */
+  async recordDistributorDiscards(tenant: string, shard: number, discards: LogDiscardCount[], firstError: string | null): Promise<void> {
+    this.adopt(tenant, shard);
+    this.countDistributorDiscards(discards);
+    if (firstError !== null) this.obs.error(this.clock(), "rejected", firstError);
+    this.obs.commit();
   }
 
   private streamFlat(labels: string): FlatLabels | null {
@@ -234,24 +311,32 @@ export class LogIngester extends DurableObject<Env> {
     const rules = { idlePeriodMs: limits.idlePeriodMs, maxChunkAgeMs: this.head.rules.maxChunkAgeMs, retainPeriodMs: limits.retainPeriodMs, ...override };
     try {
       await this.register();
-      const result = await flushLogHead({ head: this.head, wal: this.wal, bucket: this.bucket, tenant: this.tenant, shard: this.shard }, rules, this.clock(), force);
+      const bucket = countingBucket(this.bucket, this.obs);
+      const result = await flushLogHead({ head: this.head, wal: this.wal, bucket, tenant: this.tenant, shard: this.shard }, rules, this.clock(), force);
       this.flushes++;
       if (result.key !== null) this.blocksWritten++;
       this.flushFailures = 0;
       this.lastFlushAt = this.clock();
       this.lastFlushError = null;
       this.lastFlush = result;
+      this.obs.inc(COUNTER.flushes);
+      if (result.key !== null) this.obs.inc(COUNTER.blocksFlushed);
+      for (const [reason, n] of Object.entries(result.reasons)) this.obs.inc(`${COUNTER.chunksFlushed}/${reason}`, n ?? 0);
+      this.obs.commit();
       return result;
     } catch (e) {
       this.flushFailures++;
       this.lastFlushError = `${new Date(this.clock()).toISOString()}: ${(e as Error).message}`;
+      this.obs.inc(COUNTER.flushFailures);
+      this.obs.error(this.clock(), "flush", (e as Error).message);
+      this.obs.commit();
       throw e;
     }
   }
 
   private async register(): Promise<void> {
     if (this.registered || this.tenant === null) return;
-    await registerShard(this.bucket, this.tenant, this.shard);
+    await registerShard(countingBucket(this.bucket, this.obs), this.tenant, this.shard);
     this.registered = true;
     this.wal.setKv("registered", 1);
   }
@@ -282,6 +367,7 @@ export class LogIngester extends DurableObject<Env> {
       lastFlush: this.lastFlush && { key: this.lastFlush.key, chunks: this.lastFlush.chunks, entries: this.lastFlush.entries, reasons: this.lastFlush.reasons },
       nextAlarmAt: this.alarmAt,
       tailers: this.ctx.getWebSockets().length,
+      observations: this.obs.snapshot(this.clock()),
     };
   }
 }

@@ -12,7 +12,8 @@
 
 import type { Reason } from "../model/errors";
 import type { ReasonCount, ShardPush } from "../ingester/rpc";
-import { shardStub } from "../distributor/shards";
+import type { LogDiscardCount } from "../ingester/logs/rpc";
+import { logShardStub, shardStub } from "../distributor/shards";
 
 /**
  * Attaches the discards tallied so far to the first batch of the request, or sends
@@ -45,5 +46,26 @@ export async function recordDistributorDiscards(env: Env, tenant: string, discar
   } catch (e) {
     // The answer to the sender does not depend on a counter; the loss is logged.
     console.error(`could not count ${discards.map((d) => `${d.count} ${d.reason}`).join(", ")} discards of tenant ${tenant}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The log path's counterpart of forwardDistributorDiscards: the Loki push handler
+ * attaches the returned list to its first shard RPC; when no entry reached any
+ * shard it calls recordLogDistributorDiscards instead.
+ */
+export function logDiscardList(counts: ReadonlyMap<string, number>, bytes: ReadonlyMap<string, number>): LogDiscardCount[] {
+  const out: LogDiscardCount[] = [];
+  for (const [reason, count] of counts) if (count > 0) out.push({ reason, count, bytes: bytes.get(reason) ?? 0 });
+  return out;
+}
+
+/** Counts log discards in the tenant's log shard 0 (for refusals made before any batch exists). Never rejects. */
+export async function recordLogDistributorDiscards(env: Env, tenant: string, discards: LogDiscardCount[], firstError: string | null): Promise<void> {
+  if (discards.length === 0) return;
+  try {
+    await logShardStub(env, tenant, 0).recordDistributorDiscards(tenant, 0, discards, firstError);
+  } catch (e) {
+    console.error(`could not count ${discards.map((d) => `${d.count} ${d.reason}`).join(", ")} log discards of tenant ${tenant}: ${(e as Error).message}`);
   }
 }

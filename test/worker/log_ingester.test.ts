@@ -62,7 +62,8 @@ describe("log ingester: push and select", () => {
       { outOfOrderWindowMs: window },
     );
     expect(res.accepted).toBe(3);
-    expect(res.rejected).toEqual([{ reason: "too_far_behind", count: 2 }]);
+    // Their line bytes too: "too late" (8) + "way too late" (12).
+    expect(res.rejected).toEqual([{ reason: "too_far_behind", count: 2, bytes: 20 }]);
     expect(res.firstError).toBe(
       `entry with timestamp 2026-01-10 10:59:59.999 +0000 UTC ignored, reason: 'entry too far behind, entry timestamp is: 2026-01-10T10:59:59Z, oldest acceptable timestamp is: 2026-01-10T11:00:00Z',\n` +
         `user '${tenant}', total ignored: 2 out of 4 for stream: ${A}`,
@@ -77,7 +78,7 @@ describe("log ingester: push and select", () => {
     await push(tenant, [[A, [[T0, 0, "a"]]], [B, [[T0, 0, "b"]]]], { maxStreamsPerShard: 2 });
     const res = await push(tenant, [[C, [[T0, 1, "c1"], [T0, 2, "c2"]]], [A, [[T0, 1, "a2"]]]], { maxStreamsPerShard: 2 });
     expect(res.accepted).toBe(1);
-    expect(res.rejected).toEqual([{ reason: "stream_limit", count: 2 }]);
+    expect(res.rejected).toEqual([{ reason: "stream_limit", count: 2, bytes: 4 }]);
     expect(res.firstError).toMatch(/^Maximum active stream limit exceeded when trying to create stream \{app="web", env="dev"\}.*user: 'logs-stream-limit'/);
     expect([...(await readShard(tenant, [re("app", ".+")])).keys()]).toEqual([A, B]);
   });
@@ -152,7 +153,7 @@ describe("log ingester: replay", () => {
     const [lastLabels, lastEntries] = all[all.length - 1];
     const last = lastEntries[lastEntries.length - 1];
     expect(await push(tenant, [[lastLabels, [last]]])).toMatchObject({ accepted: 0, duplicates: 1 });
-    expect((await push(tenant, [[lastLabels, [[T0 - 3 * HOUR, 0, "too old"]]]])).rejected).toEqual([{ reason: "too_far_behind", count: 1 }]);
+    expect((await push(tenant, [[lastLabels, [[T0 - 3 * HOUR, 0, "too old"]]]])).rejected).toEqual([{ reason: "too_far_behind", count: 1, bytes: 7 }]);
   });
 
   it("replays a push larger than one SQLite row", async () => {

@@ -6,7 +6,9 @@
 import { describe, expect, it } from "vitest";
 import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:test";
 import { pushV1, type TestSeries } from "./helpers";
-import { shardStub } from "../../src/distributor/shards";
+import { logShardStub, shardStub } from "../../src/distributor/shards";
+import { snappyCompress } from "../../src/proto/snappy";
+import { encodePushRequest, jsonPushBody, ns, type JsonStream, type PushStream } from "../support/loki_wire";
 import { DEFAULT_LIMITS } from "../../src/config/limits";
 import { EXPOSITION_CONTENT_TYPE, Registry, formatValue } from "../../src/observability/exposition";
 import { routeLabel } from "../../src/observability/requests";
@@ -480,5 +482,121 @@ describe("GET /status", () => {
     expect(html).toMatch(/<svg id="rate-chart"[^>]*>[\s\S]*<path class="series" d="M[\d.]+,[\d.]+(L[\d.]+,[\d.]+){59}"/);
     // No external assets.
     expect(html).not.toMatch(/<(link|img)\b|src="http|href="http/);
+  });
+});
+
+describe("GET /metrics: logs", () => {
+  const tenant = "obs-logs";
+  const A = '{app="obs", env="x"}';
+  const Y = '{app="obs", env="y"}';
+
+  function lokiPush(body: Uint8Array | string, contentType: string): Promise<Response> {
+    return SELF.fetch("http://x/loki/api/v1/push", { method: "POST", body, headers: { "Content-Type": contentType, "X-Scope-OrgID": tenant } });
+  }
+  const pushProto = (streams: PushStream[]) => lokiPush(snappyCompress(encodePushRequest(streams)), "application/x-protobuf");
+  const pushJson = (streams: JsonStream[]) => lokiPush(jsonPushBody(streams), "application/json");
+
+  /** Scrapes until the tenant's log shards are listed (registration in R2 is not awaited by the push). */
+  async function scrapeWithLogTenant(): Promise<Map<string, ParsedFamily>> {
+    for (let i = 0; i < 100; i++) {
+      const f = await scrape();
+      if (f.get("loki_distributor_lines_received_total")?.samples.some((s) => s.labels.tenant === tenant)) return f;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`tenant ${tenant} never appeared in /metrics`);
+  }
+
+  const lokiFamilies = ["loki_distributor_lines_received_total", "loki_distributor_bytes_received_total", "loki_discarded_samples_total", "loki_discarded_bytes_total"];
+  const mine = (f: Map<string, ParsedFamily>, name: string) => (f.get(name)?.samples ?? []).filter((s) => s.labels.tenant === tenant);
+
+  it("counts lines and bytes received and discarded exactly, by reason, whichever side discarded them", async () => {
+    // 3 lines, 11 bytes.
+    let res = await pushProto([{ labels: A, entries: [{ ts: ns(NOW - 60_000), line: "one" }, { ts: ns(NOW - 50_000), line: "two" }, { ts: ns(NOW - 40_000), line: "three" }] }]);
+    expect(res.status, await res.text()).toBe(204);
+    // The distributor refuses a malformed stream (2 lines, 8 bytes), one entry too old (7) and one too new (6);
+    // its counts ride with the one valid line (3 bytes) to its shard.
+    res = await pushProto([
+      { labels: Y, entries: [{ ts: ns(NOW - 30_000), line: "ok!" }] },
+      { labels: '{app="obs"', entries: [{ ts: ns(NOW - 30_000), line: "bad1" }, { ts: ns(NOW - 20_000), line: "bad2" }] },
+      { labels: A, entries: [{ ts: ns(NOW - 8 * 86_400_000), line: "ancient" }, { ts: ns(NOW + 3_600_000), line: "future" }] },
+    ]);
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain("4 of 5 entries in this request were dropped");
+    // The shard refuses an entry too far behind its stream's newest (JSON: "läte" is 5 UTF-8 bytes) and drops an
+    // exact duplicate of the stream's last entry silently: both were received (2 lines, 10 bytes).
+    res = await pushJson([{ stream: { app: "obs", env: "x" }, values: [[ns(NOW - 40_000 - 2 * 3_600_000), "läte"], [ns(NOW - 40_000), "three"]] }]);
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain("entry too far behind");
+    // Everything refused by validation (a stream without labels; "日本" is 6 bytes): no batch, counted in log shard 0.
+    res = await pushJson([{ stream: { app: "" }, values: [[ns(NOW - 10_000), "日本"]] }]);
+    expect(res.status).toBe(400);
+
+    const f = await scrapeWithLogTenant();
+    const t = { tenant };
+    expect(value(f, "loki_distributor_lines_received_total", t)).toBe(6);
+    expect(value(f, "loki_distributor_bytes_received_total", t)).toBe(24);
+    const lines = (reason: string) => value(f, "loki_discarded_samples_total", { tenant, reason });
+    const bytes = (reason: string) => value(f, "loki_discarded_bytes_total", { tenant, reason });
+    expect([lines("invalid_labels"), bytes("invalid_labels")]).toEqual([2, 8]);
+    expect([lines("greater_than_max_sample_age"), bytes("greater_than_max_sample_age")]).toEqual([1, 7]);
+    expect([lines("too_far_in_future"), bytes("too_far_in_future")]).toEqual([1, 6]);
+    expect([lines("too_far_behind"), bytes("too_far_behind")]).toEqual([1, 5]);
+    expect([lines("missing_labels"), bytes("missing_labels")]).toEqual([1, 6]);
+    expect(value(f, "loki_discarded_samples_total", t)).toBe(6);
+    expect(value(f, "loki_discarded_bytes_total", t)).toBe(32);
+    // Streams in the heads, by shard: A and Y, wherever the ring put them.
+    expect(value(f, "loki_ingester_memory_streams", t)).toBe(2);
+    // The distributor's first refusal rode with its counts and is among the shards' recent
+    // errors (the status page lists them; later ones within 10 s of it on a shard are not kept).
+    const errors: string[] = [];
+    for (let s = 0; s < DEFAULT_LIMITS.shards; s++) for (const e of (await logShardStub(env, tenant, s).stats()).observations.errors) errors.push(`${e.kind}: ${e.message}`);
+    expect(errors.some((e) => e.startsWith(`rejected: Error parsing labels '{app="obs"' with error:`)), errors.join("\n")).toBe(true);
+  });
+
+  it("keeps every log counter across the eviction of every log shard, and counts on from there", async () => {
+    const before = await scrapeWithLogTenant();
+    for (let s = 0; s < DEFAULT_LIMITS.shards; s++) await evictDurableObject(logShardStub(env, tenant, s));
+    const after = await scrapeWithLogTenant();
+    for (const name of lokiFamilies) expect(mine(after, name), name).toEqual(mine(before, name));
+    // Replayed from the WAL: the streams are back too.
+    expect(value(after, "loki_ingester_memory_streams", { tenant })).toBe(2);
+
+    expect((await pushProto([{ labels: Y, entries: [{ ts: ns(NOW - 5_000), line: "again" }] }])).status).toBe(204);
+    const later = await scrape();
+    expect(value(later, "loki_distributor_lines_received_total", { tenant })).toBe(7);
+    expect(value(later, "loki_distributor_bytes_received_total", { tenant })).toBe(29);
+    expect(value(later, "loki_discarded_samples_total", { tenant })).toBe(6);
+  });
+
+  it("shows the log streams of each shard on the status page", async () => {
+    let html = "";
+    for (let i = 0; i < 100 && !html.includes(`data-tenant="${tenant}"`); i++) html = await (await SELF.fetch("http://x/status")).text();
+    // The shard table has a streams column (4th) when log shards answer: each row shows its shard's count.
+    expect(html).toMatch(/<th[^>]*>streams<\/th>/);
+    let total = 0;
+    for (let s = 0; s < DEFAULT_LIMITS.shards; s++) {
+      const row = new RegExp(`<tr class="shard-row" data-tenant="${tenant}" data-shard="${s}">([\\s\\S]*?)</tr>`).exec(html);
+      expect(row, `shard ${s} row`).not.toBeNull();
+      const cells = [...row![1].matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((m) => m[1]);
+      const streams = (await logShardStub(env, tenant, s).stats()).streams;
+      expect(cells[3], `shard ${s} streams`).toBe(String(streams));
+      total += streams;
+    }
+    expect(total).toBe(2);
+  });
+
+  it("counts log flushes, chunks flushed by reason and the log shards' R2 writes", async () => {
+    const before = await scrape();
+    const flush = await SELF.fetch("http://x/flush", { method: "POST", headers: { "X-Scope-OrgID": tenant } });
+    expect(flush.status).toBe(204);
+    const f = await scrape();
+    // One open chunk per stream, cut by the flush.
+    expect(value(f, "loki_ingester_chunks_flushed_total", { tenant, reason: "forced" })).toBe(2);
+    expect(value(f, "loki_ingester_flushes_total", { tenant })).toBeGreaterThanOrEqual(1);
+    expect(value(f, "loki_ingester_flush_failures_total", { tenant })).toBe(0);
+    const put = (m: Map<string, ParsedFamily>) => value(m, "cortex_r2_operations_total", { component: "log-ingester", op: "put" });
+    const blocks = (await (await SELF.fetch("http://x/api/v1/blocks?kind=logs", { headers: { "X-Scope-OrgID": tenant } })).json()) as { data: { blocks: { size: number }[] } };
+    expect(blocks.data.blocks.length).toBeGreaterThanOrEqual(1);
+    expect(put(f) - put(before)).toBe(blocks.data.blocks.length);
   });
 });

@@ -20,9 +20,12 @@ import { decodePushRequest, type DecodedLogPush } from "../../proto/logproto";
 import { ProtoError } from "../../proto/types";
 import { Reason } from "../../model/errors";
 import { LogBatchWriter } from "../../ingester/logs/batch";
-import type { LogShardLimits, LogShardPushResult } from "../../ingester/logs/rpc";
+import type { LogDiscardCount, LogShardLimits, LogShardPush, LogShardPushResult } from "../../ingester/logs/rpc";
 import { checkPushOrigin } from "../../http/cors";
 import { hash32 } from "../hash";
+import type { Ring } from "../ring";
+import { writeRing } from "../tenant_ring";
+import { logDiscardList, recordLogDistributorDiscards } from "../../observability/distributor";
 import { admitLogs, batchBytes } from "../../limits/rate";
 import { perShardLimit } from "../../limits/series";
 import { logShardStub } from "../shards";
@@ -46,6 +49,8 @@ interface Outcome {
   dropped: number;
   /** By reason id: the distributor's (Reason) and the shards' (LogReason). */
   reasons: Map<string, number>;
+  /** Line bytes of the distributor's discards, by reason (loki_discarded_bytes_total). */
+  discardedBytes: Map<string, number>;
   firstError: string | null;
 }
 
@@ -61,14 +66,23 @@ export async function handleLokiPush(request: Request, env: Env, tenant: string)
   const push = format === PushFormat.Protobuf ? decodeProtobuf(body, limits) : decodeJsonPush(body, legacy);
   if (push.streams.length === 0) throw new HttpError(422, MISSING_STREAMS);
 
-  const outcome: Outcome = { total: push.entryCount, dropped: 0, reasons: new Map(), firstError: null };
-  const batches = distribute(push, tenant, limits, Date.now(), outcome);
+  const outcome: Outcome = { total: push.entryCount, dropped: 0, reasons: new Map(), discardedBytes: new Map(), firstError: null };
+  // Placement on the tenant's newest ring (cached per isolate; src/distributor/tenant_ring.ts),
+  // as metric series are placed: run-time resharding moves streams the same way.
+  const ring = await writeRing(env, tenant);
+  const batches = distribute(push, tenant, limits, ring, Date.now(), outcome);
   // Loki's ingestion rate limit (and a browser key's own), before any shard write: a refused push writes nothing (429).
   await admitLogs(request, env, tenant, limits, outcome.total - outcome.dropped, batchBytes(batches));
-  const shardLimits = logShardLimits(limits);
+  const shardLimits = logShardLimits(limits, ring.shards);
+  // Validation's discards ride with the request's first shard RPC to that shard's
+  // persisted counters, or, when nothing reached a shard, go to log shard 0 alone
+  // (src/observability/distributor.ts), awaited so they are counted before the 400.
+  const discards = logDiscardList(outcome.reasons, outcome.discardedBytes);
+  const carrier = batches.findIndex((b) => b.length > 0);
+  if (carrier < 0) await recordLogDistributorDiscards(env, tenant, discards, outcome.firstError);
   const calls: Promise<LogShardPushResult>[] = [];
   for (let shard = 0; shard < batches.length; shard++) {
-    if (batches[shard].length > 0) calls.push(sendToShard(env, tenant, shard, batches[shard], shardLimits));
+    if (batches[shard].length > 0) calls.push(sendToShard(env, tenant, shard, batches[shard], shardLimits, shard === carrier ? { discards, error: outcome.firstError } : null));
   }
   // Every call is awaited before answering, so a failure does not cut short the others' writes.
   const settled = await Promise.allSettled(calls);
@@ -108,7 +122,8 @@ function decodeProtobuf(body: Uint8Array, limits: Limits): DecodedLogPush {
   }
 }
 
-export function logShardLimits(limits: Limits): LogShardLimits {
+/** The limits a log shard applies; `shards` is the ring's shard count (the stream limit's per-shard share). */
+export function logShardLimits(limits: Limits, shards: number): LogShardLimits {
   return {
     // Loki 3's unordered writes: an entry may be up to max_chunk_age / 2 older than its stream's newest.
     outOfOrderWindowMs: limits.maxChunkAgeMs / 2,
@@ -118,7 +133,7 @@ export function logShardLimits(limits: Limits): LogShardLimits {
     idlePeriodMs: limits.idlePeriodMs,
     retainPeriodMs: limits.retainPeriodMs,
     maxHeadBytesPerShard: limits.maxHeadBytesPerShard,
-    maxStreamsPerShard: perShardLimit(limits.maxGlobalStreamsPerUser, limits.shards),
+    maxStreamsPerShard: perShardLimit(limits.maxGlobalStreamsPerUser, shards),
   };
 }
 
@@ -135,8 +150,8 @@ function writerFor(shard: number): LogBatchWriter {
  * stream sent again costs a Map lookup; entries cost a few number comparisons and
  * the copy of their line into the batch.
  */
-function distribute(push: DecodedLogPush, tenant: string, limits: Limits, now: number, outcome: Outcome): Uint8Array[][] {
-  const shards = limits.shards;
+function distribute(push: DecodedLogPush, tenant: string, limits: Limits, ring: Ring, now: number, outcome: Outcome): Uint8Array[][] {
+  const shards = ring.shards;
   const seed = hash32(tenant);
   const batches: Uint8Array[][] = [];
   for (let s = 0; s < shards; s++) {
@@ -146,10 +161,18 @@ function distribute(push: DecodedLogPush, tenant: string, limits: Limits, now: n
   /** The stream index each shard's writer has begun; -1 for none. */
   const open = new Int32Array(shards).fill(-1);
 
-  const drop = (reason: Reason, count: number, message: string) => {
+  const drop = (reason: Reason, count: number, bytes: number, message: string) => {
     outcome.dropped += count;
     outcome.reasons.set(reason, (outcome.reasons.get(reason) ?? 0) + count);
+    outcome.discardedBytes.set(reason, (outcome.discardedBytes.get(reason) ?? 0) + bytes);
     if (outcome.firstError === null) outcome.firstError = message;
+  };
+  /** Line bytes of entry i, only on a refusal (the accepted path never needs a JSON line's UTF-8 length). */
+  const lineBytes = (i: number): number => (push.lines === null ? push.lineLen[i] : utf8LineLength(push.lines[i]));
+  const streamBytes = (from: number, count: number): number => {
+    let n = 0;
+    for (let i = from; i < from + count; i++) n += lineBytes(i);
+    return n;
   };
 
   // The bounds of the timestamp checks, hoisted; messages are built only on failure.
@@ -166,12 +189,12 @@ function distribute(push: DecodedLogPush, tenant: string, limits: Limits, now: n
     if (st.entryCount === 0) continue;
     const found = st.labels !== null ? streamOfLabelString(st.labels) : streamOfPairs(st.pairs!);
     if (!(found instanceof StreamLabels)) {
-      drop(found.reason, st.entryCount, found.message);
+      drop(found.reason, st.entryCount, streamBytes(st.entryStart, st.entryCount), found.message);
       continue;
     }
     const overLimit = found.checkLimits(limits, st.labels ?? found.canonical);
     if (overLimit !== null) {
-      drop(overLimit.reason, st.entryCount, overLimit.message);
+      drop(overLimit.reason, st.entryCount, streamBytes(st.entryStart, st.entryCount), overLimit.message);
       continue;
     }
     const shard = found.shardFor(seed, shards);
@@ -182,18 +205,18 @@ function distribute(push: DecodedLogPush, tenant: string, limits: Limits, now: n
       const ns = tsNs[i];
       // Loki's order of checks (validator.go ValidateEntry): too old, too new, line too long, metadata.
       if (ms < minMs) {
-        drop(Reason.GreaterThanMaxSampleAge, 1, tooOld(found.canonical, ms, minMs));
+        drop(Reason.GreaterThanMaxSampleAge, 1, lineBytes(i), tooOld(found.canonical, ms, minMs));
         continue;
       }
       if (ms > maxMs || (ms === maxMs && ns > 0)) {
-        drop(Reason.TooFarInFuture, 1, tooFarInFuture(found.canonical, ms));
+        drop(Reason.TooFarInFuture, 1, lineBytes(i), tooFarInFuture(found.canonical, ms));
         continue;
       }
       let line: Uint8Array | string;
       if (lines === null) {
         const len = lineLen[i];
         if (maxLine > 0 && len > maxLine) {
-          drop(Reason.LineTooLong, 1, lineTooLong(found.canonical, maxLine, len));
+          drop(Reason.LineTooLong, 1, len, lineTooLong(found.canonical, maxLine, len));
           continue;
         }
         line = buf!.subarray(lineStart[i], lineStart[i] + len);
@@ -201,7 +224,8 @@ function distribute(push: DecodedLogPush, tenant: string, limits: Limits, now: n
         line = lines[i];
         // A UTF-16 unit is 1 to 3 UTF-8 bytes (a surrogate pair: 4 for 2): count bytes only near the limit.
         if (maxLine > 0 && line.length * 3 > maxLine && (line.length > maxLine || utf8LineLength(line) > maxLine)) {
-          drop(Reason.LineTooLong, 1, lineTooLong(found.canonical, maxLine, utf8LineLength(line)));
+          const len = utf8LineLength(line);
+          drop(Reason.LineTooLong, 1, len, lineTooLong(found.canonical, maxLine, len));
           continue;
         }
       }
@@ -211,7 +235,7 @@ function distribute(push: DecodedLogPush, tenant: string, limits: Limits, now: n
         const from = metaStart[i];
         const bad = checkMetadataNames(meta, from, pairs, found.canonical);
         if (bad !== null) {
-          drop(Reason.InvalidStructuredMetadata, 1, bad);
+          drop(Reason.InvalidStructuredMetadata, 1, lineBytes(i), bad);
           continue;
         }
         entryMeta = meta.slice(from, from + 2 * pairs);
@@ -237,13 +261,27 @@ function distribute(push: DecodedLogPush, tenant: string, limits: Limits, now: n
 }
 
 /** A shard's batches, in order (entries of a stream keep their order across them); results summed. */
-async function sendToShard(env: Env, tenant: string, shard: number, batches: Uint8Array[], limits: LogShardLimits): Promise<LogShardPushResult> {
+async function sendToShard(
+  env: Env,
+  tenant: string,
+  shard: number,
+  batches: Uint8Array[],
+  limits: LogShardLimits,
+  /** The request's validation discards, on one shard's first RPC only. */
+  distributor: { discards: LogDiscardCount[]; error: string | null } | null,
+): Promise<LogShardPushResult> {
   const total: LogShardPushResult = { accepted: 0, acceptedBytes: 0, duplicates: 0, rejected: [], firstError: null };
   const stub = logShardStub(env, tenant, shard);
-  for (const batch of batches) {
+  for (let i = 0; i < batches.length; i++) {
+    const batch = batches[i];
     let r: LogShardPushResult;
     try {
-      r = await stub.pushLogs({ tenant, shard, batch, limits });
+      const push: LogShardPush = { tenant, shard, batch, limits };
+      if (i === 0 && distributor !== null && distributor.discards.length > 0) {
+        push.distributorDiscards = distributor.discards;
+        if (distributor.error !== null) push.distributorError = distributor.error;
+      }
+      r = await stub.pushLogs(push);
     } catch (e) {
       // Nothing of this shard's part is acked: the sender retries the whole push.
       const err = e as Error & { overloaded?: boolean };

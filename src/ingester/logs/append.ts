@@ -35,6 +35,9 @@ export interface AppendOutcome {
   result: LogShardPushResult;
   /** The batch as committed (accepted entries only), for live tail; null when nothing was accepted. */
   committed: Uint8Array | null;
+  /** Entries in the push, and their line bytes (what the shard received: lines_received, bytes_received). */
+  entries: number;
+  bytes: number;
 }
 
 export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: number): AppendOutcome {
@@ -43,11 +46,14 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
   const window = limits.outOfOrderWindowMs;
   const pending = new Map<string, LogStream>();
   let total = 0;
+  let totalBytes = 0;
   let accepted = 0;
   let acceptedBytes = 0;
   let duplicates = 0;
   let refused = 0;
+  let refusedBytes = 0;
   let overLimit = 0;
+  let overLimitBytes = 0;
   let firstError: string | null = null;
 
   // 1. Stage: decide every entry against the stream state as it would be.
@@ -63,6 +69,8 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
         decisions = ensure(decisions, total);
         decisions[total++] = Decision.StreamLimit;
         overLimit++;
+        overLimitBytes += r.lineLength;
+        totalBytes += r.lineLength;
       }
       firstError ??= streamLimitMessage(r.labels, push.tenant);
       continue;
@@ -79,6 +87,7 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
       const ms = r.ms;
       const ns = r.ns;
       const line = r.lineBytes();
+      totalBytes += line.length;
       if (s.stageHasLast && ms === s.stageLastMs && ns === s.stageLastNs && sameBytes(line, s.stageLastLine)) {
         decisions[k] = Decision.Duplicate;
         duplicates++;
@@ -88,6 +97,7 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
       if (s.stageHighMs !== Number.NEGATIVE_INFINITY && cmpNs(ms, ns, s.stageHighMs - window, s.stageHighNs) < 0) {
         decisions[k] = Decision.TooFarBehind;
         refused++;
+        refusedBytes += line.length;
         streamRefused++;
         if (firstError === null) firstError = tooFarBehind(ms, ns, s.stageHighMs - window);
         continue;
@@ -127,9 +137,9 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
   head.rejected += refused + overLimit;
 
   const rejected: LogReasonCount[] = [];
-  if (refused > 0) rejected.push({ reason: LogReason.TooFarBehind, count: refused });
-  if (overLimit > 0) rejected.push({ reason: LogReason.StreamLimit, count: overLimit });
-  return { result: { accepted, acceptedBytes, duplicates, rejected, firstError }, committed };
+  if (refused > 0) rejected.push({ reason: LogReason.TooFarBehind, count: refused, bytes: refusedBytes });
+  if (overLimit > 0) rejected.push({ reason: LogReason.StreamLimit, count: overLimit, bytes: overLimitBytes });
+  return { result: { accepted, acceptedBytes, duplicates, rejected, firstError }, committed, entries: total, bytes: totalBytes };
 }
 
 /** The push's batch with only the accepted entries (streams left empty are omitted). */

@@ -4,6 +4,7 @@
 
 import type { LabelMatcher } from "../../proto/types";
 import type { LogSelectParams } from "../../model/logs";
+import type { ShardObservations } from "../../observability/shard";
 
 /** The tenant's limits that a log shard applies, sent with each push (the Worker reads the config). */
 export interface LogShardLimits {
@@ -27,6 +28,21 @@ export interface LogShardPush {
   /** src/ingester/logs/batch.ts: streams already validated, labels canonical. */
   batch: Uint8Array;
   limits: LogShardLimits;
+  /**
+   * Entries the distributor refused in this request (validation), carried to this
+   * shard's persisted counters (src/observability/distributor.ts): counted in
+   * the isolate they would reset with it.
+   */
+  distributorDiscards?: LogDiscardCount[];
+  /** The distributor's first refusal message, with distributorDiscards (kept among the shard's recent errors). */
+  distributorError?: string;
+}
+
+/** Log entries refused for one reason, with their line bytes (Loki's discarded samples and bytes). */
+export interface LogDiscardCount {
+  reason: string;
+  count: number;
+  bytes: number;
 }
 
 export interface LogShardPushResult {
@@ -53,6 +69,8 @@ export const enum LogReason {
 export interface LogReasonCount {
   reason: LogReason;
   count: number;
+  /** Their line bytes (loki_discarded_bytes_total). */
+  bytes: number;
 }
 
 /** selectLogs: one shard's streams matching, with their data overlapping [start, end). */
@@ -118,4 +136,6 @@ export interface LogShardStats {
   nextAlarmAt: number | null;
   /** Live tail WebSockets attached to this shard. */
   tailers: number;
+  /** Persisted counters (lines_received, bytes_received, discarded_lines/<reason>, ...), lines received per minute, recent errors. */
+  observations: ShardObservations;
 }
