@@ -12,9 +12,15 @@
 //
 // Every Durable Object and R2 call goes through one gate of 6 (the Workers
 // connection limit), shared by the whole query when the caller passes one.
+//
+// Which shards: every shard of the tenant's ring history that may hold entries at
+// or after the query's start (src/distributor/tenant_ring.ts readShards), LEAVING
+// ones included. After a reshard a stream's entries may sit on two shards; the
+// merge joins them per stream and drops exact duplicates.
 
 import { limitsFor } from "../../config/limits";
 import { logShardStub } from "../../distributor/shards";
+import { readShards } from "../../distributor/tenant_ring";
 import { HttpError } from "../../http/errors";
 import { parseStreamLabels } from "../../ingester/logs/labels";
 import type { LogIndexQuery, LogIndexStats, SelectedLogStream } from "../../ingester/logs/rpc";
@@ -40,10 +46,15 @@ function compile(matchers: LabelMatcher[]): CompiledMatcher[] {
   }
 }
 
-/** Runs fn on every shard of the tenant through the gate; results in shard order. */
-async function onShards<R>(env: Env, tenant: string, gate: Semaphore, fn: (stub: ReturnType<typeof logShardStub>, shard: number) => Promise<R>): Promise<R[]> {
-  const shards = limitsFor(env, tenant).shards;
-  return Promise.all(Array.from({ length: shards }, (_, shard) => gate.run(() => fn(logShardStub(env, tenant, shard), shard))));
+/**
+ * Runs fn on every shard that may hold entries at or after `startMs`, through the
+ * gate; results in shard order. Entries are at most creationGracePeriodMs ahead of
+ * the distributor's clock (src/distributor/logs/push.ts refuses later ones), the
+ * bound readShards needs to leave out shards that left the ring before the range.
+ */
+async function onShards<R>(env: Env, tenant: string, startMs: number, gate: Semaphore, fn: (stub: ReturnType<typeof logShardStub>, shard: number) => Promise<R>): Promise<R[]> {
+  const shards = await gate.run(() => readShards(env, tenant, startMs, limitsFor(env, tenant).creationGracePeriodMs));
+  return Promise.all(shards.map((shard) => gate.run(() => fn(logShardStub(env, tenant, shard), shard))));
 }
 
 /**
@@ -60,7 +71,7 @@ export async function selectLogs(
 ): Promise<LogStreamData[]> {
   compile(params.matchers);
   const { matchers, startMs, startNs, endMs, endNs } = params;
-  const perShard = await onShards(env, tenant, gate, (stub, shard) => stub.selectLogs({ tenant, shard, matchers, startMs, startNs, endMs, endNs }));
+  const perShard = await onShards(env, tenant, startMs, gate, (stub, shard) => stub.selectLogs({ tenant, shard, matchers, startMs, startNs, endMs, endNs }));
   const stored = await queryLogBlocks(env.BLOCKS, tenant, params, { gate });
   return streamsFromChunks(concat(headChunks(perShard), stored), startMs, startNs, endMs, endNs);
 }
@@ -100,7 +111,7 @@ function eachBlockStream(index: BlockIndex, sets: CompiledMatcher[][], mint: num
 export async function logLabelNames(env: Env, tenant: string, q: LogIndexQuery, gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS)): Promise<string[]> {
   const sets = q.matcherSets.map(compile);
   const names = new Set<string>();
-  for (const list of await onShards(env, tenant, gate, (stub) => stub.labels(q))) for (const n of list) names.add(n);
+  for (const list of await onShards(env, tenant, q.startMs, gate, (stub) => stub.labels(q))) for (const n of list) names.add(n);
   const { indexes, mint, maxt } = await blockIndexes(env, tenant, q, gate);
   for (const index of indexes) {
     if (sets.length === 0) for (const n of index.labelNames()) names.add(n);
@@ -115,7 +126,7 @@ export async function logLabelNames(env: Env, tenant: string, q: LogIndexQuery, 
 export async function logLabelValues(env: Env, tenant: string, name: string, q: LogIndexQuery, gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS)): Promise<string[]> {
   const sets = q.matcherSets.map(compile);
   const values = new Set<string>();
-  for (const list of await onShards(env, tenant, gate, (stub) => stub.labelValues(name, q))) for (const v of list) values.add(v);
+  for (const list of await onShards(env, tenant, q.startMs, gate, (stub) => stub.labelValues(name, q))) for (const v of list) values.add(v);
   const { indexes, mint, maxt } = await blockIndexes(env, tenant, q, gate);
   for (const index of indexes) {
     if (sets.length === 0) for (const v of index.labelValues(name)) values.add(v);
@@ -130,7 +141,7 @@ export async function logLabelValues(env: Env, tenant: string, name: string, q: 
 export async function logSeries(env: Env, tenant: string, q: LogIndexQuery, gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS)): Promise<FlatLabels[]> {
   const sets = q.matcherSets.map(compile);
   const byKey = new Map<string, FlatLabels>();
-  for (const list of await onShards(env, tenant, gate, (stub) => stub.series(q))) for (const l of list) byKey.set(seriesKey(l), l);
+  for (const list of await onShards(env, tenant, q.startMs, gate, (stub) => stub.series(q))) for (const l of list) byKey.set(seriesKey(l), l);
   const { indexes, mint, maxt } = await blockIndexes(env, tenant, q, gate);
   for (const index of indexes) eachBlockStream(index, sets, mint, maxt, (labels) => void byKey.set(seriesKey(labels), labels));
   return [...byKey.values()].sort(compareLabels);
@@ -145,7 +156,7 @@ export async function logIndexStats(env: Env, tenant: string, q: LogIndexQuery, 
   const sets = q.matcherSets.map(compile);
   const streams = new Set<string>();
   const out: LogIndexStats = { streams: 0, chunks: 0, entries: 0, bytes: 0 };
-  for (const s of await onShards(env, tenant, gate, (stub) => stub.indexStats(q))) {
+  for (const s of await onShards(env, tenant, q.startMs, gate, (stub) => stub.indexStats(q))) {
     out.chunks += s.chunks;
     out.entries += s.entries;
     out.bytes += s.bytes;
