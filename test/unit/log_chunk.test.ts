@@ -106,6 +106,28 @@ describe("log chunk", () => {
     }
   });
 
+  it("decodes blocks of every size around workerd's 64 KiB output steps, for every encoding", () => {
+    // workerd's node:zlib refused Brotli blocks of e.g. 100,000 bytes when the output
+    // cap equalled their exact length ("Memory limit exceeded"); found by bench/logs.mjs.
+    const rand = mulberry32(64);
+    for (const encoding of [LogChunkEncoding.Gzip, LogChunkEncoding.DeflateRaw, LogChunkEncoding.Snappy, LogChunkEncoding.Brotli]) {
+      for (const target of [65_535, 65_536, 100_000, 131_073, 200_000, 262_144]) {
+        const b = new LogChunkBuilder({ blockSize: 1 << 30, encoding });
+        const enc = new TextEncoder();
+        let ms = 1_700_000_000_000;
+        let n = 0;
+        while (b.uncompressedBytes < target) {
+          b.append(ms++, 0, enc.encode(`10.0.${Math.floor(rand() * 256)}.${n} GET /api/${Math.floor(rand() * 1000)} 200`), null);
+          n++;
+        }
+        const bytes = b.finish();
+        let seen = 0;
+        readLogChunk(bytes, 0, 0, 8.64e15, 0, { entry: () => void seen++ });
+        expect(seen, `${LogChunkEncoding[encoding]} block of ~${target} bytes`).toBe(n);
+      }
+    }
+  });
+
   it("cuts the head at blockSize and keeps counters Loki-like", () => {
     const b = new LogChunkBuilder({ blockSize: 1000, encoding: LogChunkEncoding.DeflateRaw });
     const line = enc.encode("a".repeat(99));
