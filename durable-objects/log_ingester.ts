@@ -18,14 +18,17 @@ import type { LogDiscardCount, LogIndexQuery, LogIndexStats, LogShardPush, LogSh
 import type { FlatLabels } from "../src/model/labels";
 import type { LogChunkRules } from "../src/ingester/logs/stream";
 import { registerShard } from "../src/storage/blocks";
-import { COUNTER, ShardObserver } from "../src/observability/shard";
+import { COUNTER, ShardObserver, type Tally } from "../src/observability/shard";
 import { countingBucket } from "../src/observability/r2";
+import { RowCountingSql } from "../src/observability/rows";
 
 export class LogIngester extends DurableObject<Env> {
   private head = new LogHead();
   private wal!: Wal;
   /** Persisted counters, minute history of lines received and recent errors (src/observability/shard.ts). */
   private obs!: ShardObserver;
+  /** Every statement goes through it: rows written, as billed. */
+  private sql!: RowCountingSql;
   private tails: TailHub;
   private tenant: string | null = null;
   private shard = 0;
@@ -58,8 +61,13 @@ export class LogIngester extends DurableObject<Env> {
   }
 
   private replay(): void {
-    this.wal = new Wal(this.ctx.storage);
-    this.obs = new ShardObserver(this.ctx.storage.sql);
+    this.sql = new RowCountingSql(this.ctx.storage.sql);
+    this.wal = new Wal(this.ctx.storage, this.sql);
+    // Push counts ride in the WAL rows (OBSERVED_BATCH); the observations row is written
+    // at flush checks and inside each checkpoint, covering the WAL up to wal.lastSeq.
+    this.obs = new ShardObserver(this.sql, () => this.wal.lastSeq);
+    this.wal.onCheckpoint = () => this.obs.persistIfStale();
+    let seq = 0;
     const head = this.head;
     const rules = this.wal.getKv("chunk_rules");
     if (typeof rules === "string") head.rules = JSON.parse(rules) as LogChunkRules;
@@ -83,8 +91,12 @@ export class LogIngester extends DurableObject<Env> {
           s.highNs = cp.highNs;
         }
       },
+      observations: (t) => this.obs.replay(t, seq),
     });
-    this.wal.replay((rec) => decoder.record(rec));
+    this.wal.replay((rec, at) => {
+      seq = at;
+      decoder.record(rec);
+    });
     decoder.end();
     head.bytesEstimate = head.bytes();
     const tenant = this.wal.getKv("tenant");
@@ -126,18 +138,27 @@ export class LogIngester extends DurableObject<Env> {
       this.wal.setKv("chunk_rules", JSON.stringify(this.head.rules));
     }
     // Synchronous from validation to the WAL insert, the head and the counters: the
-    // output gate holds the reply until SQLite has committed the rows, so an acked
-    // line is stored and counted exactly once.
+    // output gate holds the reply until SQLite has committed the row, so an acked
+    // line is stored and counted exactly once. The push's counts are in that row.
     const now = this.clock();
+    const obs = this.obs;
+    const tally = obs.tally();
+    const seqBefore = this.wal.lastSeq;
     let outcome: ReturnType<typeof appendLogPush>;
     try {
-      outcome = appendLogPush(this.head, this.wal, push, now);
+      outcome = appendLogPush(this.head, this.wal, push, now, (r, entries, bytes) => {
+        tallyPush(tally, push, r, entries, bytes, now);
+        return obs.encode(tally);
+      });
     } catch (e) {
+      // The row was written and only applying it failed: replay will count it, so count it now.
+      if (this.wal.lastSeq !== seqBefore) this.counted(tally, true);
       this.countFailure(now, `push of a ${push.batch.length}-byte log batch failed: ${(e as Error).message}`);
       throw e;
     }
     const { result, committed } = outcome;
-    this.countPush(push, outcome, now);
+    // A push that stored nothing wrote no WAL row: its counts get the observations row (still one row).
+    this.counted(tally, this.wal.lastSeq !== seqBefore);
     if (committed !== null) {
       if (this.alarmAt === null) this.schedule(this.clock() + this.limits().flushCheckPeriodMs);
       this.tails.publish(committed, (labels) => this.streamFlat(labels));
@@ -172,34 +193,11 @@ export class LogIngester extends DurableObject<Env> {
     }
   }
 
-  /**
-   * Counts an answered push, committed with its WAL row (same synchronous section).
-   * Lines received are the batch's (what passed the distributor's validation), as
-   * Loki's distributor counts loki_distributor_lines_received_total; those this
-   * shard then refuses are counted again as discarded, as Loki's ingester does.
-   */
-  private countPush(push: LogShardPush, outcome: { result: LogShardPushResult; entries: number; bytes: number }, now: number): void {
-    const obs = this.obs;
-    const { result } = outcome;
-    obs.inc(COUNTER.pushes);
-    obs.inc(COUNTER.linesReceived, outcome.entries);
-    obs.inc(COUNTER.bytesReceived, outcome.bytes);
-    obs.record(now, outcome.entries);
-    for (const { reason, count, bytes } of result.rejected) {
-      obs.inc(`${COUNTER.discardedLines}/${reason}`, count);
-      obs.inc(`${COUNTER.discardedBytes}/${reason}`, bytes);
-    }
-    if (push.distributorDiscards) this.countDistributorDiscards(push.distributorDiscards);
-    const firstError = push.distributorError ?? result.firstError;
-    if (firstError !== null) obs.error(now, "rejected", firstError);
-    obs.commit();
-  }
-
-  private countDistributorDiscards(discards: LogDiscardCount[]): void {
-    for (const { reason, count, bytes } of discards) {
-      this.obs.inc(`${COUNTER.distributorDiscardedLines}/${reason}`, count);
-      this.obs.inc(`${COUNTER.distributorDiscardedBytes}/${reason}`, bytes);
-    }
+  /** Counts a push's tally: durable already in its WAL row, or written now as the observations row (one row either way). */
+  private counted(tally: Tally, inWalRow: boolean): void {
+    this.obs.apply(tally);
+    if (inWalRow) this.obs.walWritten();
+    else this.obs.commit();
   }
 
   /**
@@ -209,8 +207,10 @@ export class LogIngester extends DurableObject<Env> {
    */
   async recordDistributorDiscards(tenant: string, shard: number, discards: LogDiscardCount[], firstError: string | null): Promise<void> {
     this.adopt(tenant, shard);
-    this.countDistributorDiscards(discards);
-    if (firstError !== null) this.obs.error(this.clock(), "rejected", firstError);
+    const tally = this.obs.tally();
+    countDistributorDiscards(tally, discards);
+    if (firstError !== null) tally.error(this.clock(), "rejected", firstError);
+    this.obs.apply(tally);
     this.obs.commit();
   }
 
@@ -322,7 +322,9 @@ export class LogIngester extends DurableObject<Env> {
       this.obs.inc(COUNTER.flushes);
       if (result.key !== null) this.obs.inc(COUNTER.blocksFlushed);
       for (const [reason, n] of Object.entries(result.reasons)) this.obs.inc(`${COUNTER.chunksFlushed}/${reason}`, n ?? 0);
-      this.obs.commit();
+      // At most once per flush check (30 s): the observations row catches up with the
+      // WAL rows' counts, so that replay re-applies only the newest.
+      this.obs.persistIfStale();
       return result;
     } catch (e) {
       this.flushFailures++;
@@ -357,6 +359,7 @@ export class LogIngester extends DurableObject<Env> {
       walRecords: this.wal.records,
       walBytes: this.wal.bytes,
       checkpointBytes: this.wal.checkpointBytes,
+      rowsWritten: this.sql.rowsWritten,
       pushes: this.pushes,
       flushes: this.flushes,
       blocksWritten: this.blocksWritten,
@@ -369,5 +372,32 @@ export class LogIngester extends DurableObject<Env> {
       tailers: this.ctx.getWebSockets().length,
       observations: this.obs.snapshot(this.clock()),
     };
+  }
+}
+
+/**
+ * What an answered push counts, in the tally its WAL row carries. Lines received are
+ * the batch's (what passed the distributor's validation), as Loki's distributor counts
+ * loki_distributor_lines_received_total; those this shard then refuses are counted
+ * again as discarded, as Loki's ingester does.
+ */
+function tallyPush(t: Tally, push: LogShardPush, result: LogShardPushResult, entries: number, bytes: number, now: number): void {
+  t.inc(COUNTER.pushes);
+  t.inc(COUNTER.linesReceived, entries);
+  t.inc(COUNTER.bytesReceived, bytes);
+  t.record(now, entries);
+  for (const { reason, count, bytes: b } of result.rejected) {
+    t.inc(`${COUNTER.discardedLines}/${reason}`, count);
+    t.inc(`${COUNTER.discardedBytes}/${reason}`, b);
+  }
+  if (push.distributorDiscards) countDistributorDiscards(t, push.distributorDiscards);
+  const firstError = push.distributorError ?? result.firstError;
+  if (firstError !== null) t.error(now, "rejected", firstError);
+}
+
+function countDistributorDiscards(t: Tally, discards: LogDiscardCount[]): void {
+  for (const { reason, count, bytes } of discards) {
+    t.inc(`${COUNTER.distributorDiscardedLines}/${reason}`, count);
+    t.inc(`${COUNTER.distributorDiscardedBytes}/${reason}`, bytes);
   }
 }

@@ -15,8 +15,9 @@
 // What happens outside a WAL row (a refused push, a flush, an R2 call, a push that
 // stored nothing) is written with commit(), one row, as before.
 //
-// An observer made without a WAL position (the log ingester until it puts tallies in
-// its WAL rows) keeps the old rule: commit() after every change, one row each.
+// Both ingesters (metrics: OBSERVATIONS records; logs: OBSERVED_BATCH) work this way.
+// An observer made without a WAL position keeps the first version's rule: commit()
+// after every change, one row each.
 //
 // Counter keys are plain strings, "name" or "name/label-value" (a reason, an
 // operation); COUNTER below lists the names, docs/operations.md the metrics they

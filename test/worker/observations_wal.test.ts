@@ -1,6 +1,6 @@
-// A shard's counters ride in its WAL rows (OBSERVATIONS records) instead of a row of
-// their own per push (src/observability/shard.ts): inside workerd with the real
-// Ingester Durable Object and its SQLite. Counts are exact against a model kept
+// A shard's counters ride in its WAL rows (OBSERVATIONS records; OBSERVED_BATCH for
+// log shards) instead of a row of their own per push (src/observability/shard.ts):
+// inside workerd with the real Ingester and LogIngester Durable Objects and SQLite. Counts are exact against a model kept
 // here, SQLite rows written (the cursors' own rowsWritten, as billed) are one per
 // push per shard, and eviction at any point (before or after the periodic write of
 // the observations row, after a checkpoint, twice in a row) loses nothing and counts
@@ -18,6 +18,10 @@ import { encodeCheckpoint } from "../../src/ingester/checkpoint";
 import type { Head } from "../../src/ingester/head";
 import type { ReasonCount, ShardPush, ShardStats } from "../../src/ingester/rpc";
 import { ByteWriter } from "../../src/model/bytes";
+import { encodeLogCheckpoint } from "../../src/ingester/logs/wal";
+import type { LogHead } from "../../src/ingester/logs/head";
+import type { LogShardStats } from "../../src/ingester/logs/rpc";
+import { T0, push as logPush, stub as logStub, type Entry, type Streams } from "./log_support";
 
 const NOW = Date.now();
 
@@ -221,6 +225,7 @@ describe("shard counters in the WAL rows", () => {
     await pushSome(5);
     // The flush check (alarm): nothing to flush yet, so no checkpoint and the WAL rows stay,
     // but the observations row now covers them: replay must skip their counts.
+    await inst(stub, (_i, state) => state.storage.setAlarm(Date.now() + 3_600_000)); // run now by runDurableObjectAlarm, not by the clock
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const covered = await inst(stub, (i) => ({ stored: i.obs.storedPosition, last: i.wal.lastSeq, records: i.wal.records }));
     expect(covered.stored).toBe(covered.last);
@@ -276,6 +281,7 @@ describe("shard counters in the WAL rows", () => {
     expect(s.observations.counters[COUNTER.pushes]).toBe(5);
     expect(s.observations.errors.map((e) => e.message)).toEqual(["old failure"]);
     // The next write of the row folds the errors into it.
+    await inst(stub, (_i, state) => state.storage.setAlarm(Date.now() + 3_600_000)); // run now by runDurableObjectAlarm, not by the clock
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const rows = await inst(stub, (_i, state) => state.storage.sql.exec<{ id: number }>("SELECT id FROM observations ORDER BY id").toArray().map((r) => r.id));
     expect(rows).toEqual([1]);
@@ -283,6 +289,150 @@ describe("shard counters in the WAL rows", () => {
     s = await stats(stub);
     expect(s.observations.counters[COUNTER.samplesReceived]).toBe(42);
     expect(s.observations.errors.map((e) => e.message)).toEqual(["old failure"]);
+  });
+});
+
+describe("log shard counters in the WAL rows", () => {
+  interface LogInst {
+    registered: boolean;
+    obs: ShardObserver;
+    wal: Wal;
+    head: LogHead;
+  }
+  type LogStub = ReturnType<typeof logStub>;
+  const logInst = <T>(stub: LogStub, fn: (i: LogInst, state: DurableObjectState) => T | Promise<T>) =>
+    runInDurableObject(stub, (i: unknown, state) => fn(i as LogInst, state));
+  const logStats = async (stub: LogStub) => (await stub.stats()) as LogShardStats;
+  const bytesOf = (line: string) => new TextEncoder().encode(line).length;
+
+  /**
+   * Pushes to stream A and others, keeping the counters they must produce: the shard
+   * refuses an entry more than the out-of-order window (1 h by default) behind its
+   * stream's newest, and drops silently an exact repeat of the stream's last entry.
+   */
+  class LogModel {
+    counters: Record<string, number> = {};
+    private p = 0;
+    constructor(private readonly tenant: string) {}
+
+    private inc(key: string, by: number): void {
+      if (by !== 0) this.counters[key] = (this.counters[key] ?? 0) + by;
+    }
+
+    /** A push that stores at least one entry: one WAL row. */
+    async next(): Promise<void> {
+      const p = ++this.p;
+      const a: Entry[] = [[T0 + p * 1000, 0, `line ${p} ✓`]];
+      let received = 1;
+      let bytes = bytesOf(a[0][2]);
+      let refused = 0;
+      if (p % 3 === 0) {
+        a.push([T0 - 2 * 3_600_000, 0, "old"]);
+        received++;
+        bytes += 3;
+        refused++;
+      }
+      if (p % 4 === 0) {
+        a.push([T0 + p * 1000, 0, `line ${p} ✓`]); // duplicate: received, neither stored nor refused
+        received++;
+        bytes += bytesOf(a[0][2]);
+      }
+      const streams: Streams = [['{app="a"}', a]];
+      if (p % 5 === 0) {
+        streams.push([`{app="n${p}"}`, [[T0, 0, "n"]]]);
+        received++;
+        bytes += 1;
+      }
+      const res = await logPush(this.tenant, streams);
+      expect(res.accepted).toBe(received - refused - (p % 4 === 0 ? 1 : 0));
+      this.inc(COUNTER.pushes, 1);
+      this.inc(COUNTER.linesReceived, received);
+      this.inc(COUNTER.bytesReceived, bytes);
+      this.inc(`${COUNTER.discardedLines}/too_far_behind`, refused);
+      this.inc(`${COUNTER.discardedBytes}/too_far_behind`, refused * 3);
+    }
+
+    /** A push whose every entry is refused: no WAL row. */
+    async refusedOnly(): Promise<void> {
+      const res = await logPush(this.tenant, [['{app="a"}', [[T0 - 3 * 3_600_000, 0, "too late"]]]]);
+      expect(res.accepted).toBe(0);
+      this.inc(COUNTER.pushes, 1);
+      this.inc(COUNTER.linesReceived, 1);
+      this.inc(COUNTER.bytesReceived, 8);
+      this.inc(`${COUNTER.discardedLines}/too_far_behind`, 1);
+      this.inc(`${COUNTER.discardedBytes}/too_far_behind`, 8);
+    }
+  }
+
+  async function logRegistered(stub: LogStub): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      if (await logInst(stub, (x) => x.registered)) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error("the log shard never finished registering");
+  }
+
+  it("count exactly with one SQLite row per push, and survive eviction at any point", async () => {
+    const tenant = "obsw-logs";
+    const stub = logStub(tenant);
+    const model = new LogModel(tenant);
+    await model.next();
+    await logRegistered(stub);
+    model.counters[`${COUNTER.r2Ops}/put`] = 1; // the registration
+    const alarm = await logInst(stub, async (_i, state) => {
+      const at = await state.storage.getAlarm();
+      await state.storage.deleteAlarm(); // no flush check during the count
+      return at;
+    });
+    expect(alarm).not.toBeNull();
+
+    const before = await logStats(stub);
+    for (let i = 0; i < 20; i++) await model.next();
+    const after = await logStats(stub);
+    expect(after.walRecords - before.walRecords).toBe(20);
+    expect(after.rowsWritten - before.rowsWritten).toBe(20);
+    expect(after.observations.counters).toEqual(model.counters);
+    expect(after.observations.history.counts.reduce((a, b) => a + b, 0)).toBe(model.counters[COUNTER.linesReceived]);
+    expect(after.observations.errors.filter((e) => e.kind === "rejected")).toHaveLength(1);
+
+    await model.refusedOnly();
+    const last = await logStats(stub);
+    expect(last.walRecords).toBe(after.walRecords);
+    expect(last.rowsWritten - after.rowsWritten).toBe(1);
+    expect(last.observations.counters).toEqual(model.counters);
+
+    const evictAndCheck = async (why: string) => {
+      const pre = await logStats(stub);
+      expect(pre.observations.counters, why).toEqual(model.counters);
+      await evictDurableObject(stub);
+      const post = await logStats(stub);
+      expect(durable(post.observations), why).toEqual(durable(pre.observations));
+    };
+    await evictAndCheck("counts only in WAL rows (and one observations row)");
+    await evictAndCheck("twice in a row");
+
+    // The flush check: nothing due, no checkpoint; the observations row now covers the WAL rows.
+    await logInst(stub, (_i, state) => state.storage.setAlarm(Date.now() + 3_600_000)); // run now by runDurableObjectAlarm
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    model.counters[COUNTER.flushes] = 1;
+    const covered = await logInst(stub, (i) => ({ stored: i.obs.storedPosition, last: i.wal.lastSeq, records: i.wal.records }));
+    expect(covered.stored).toBe(covered.last);
+    expect(covered.records).toBeGreaterThanOrEqual(21);
+    await evictAndCheck("right after the periodic write, WAL rows covered by it");
+    for (let i = 0; i < 4; i++) await model.next();
+    await evictAndCheck("after the periodic write, with newer WAL rows");
+
+    expect((await stub.flushAll())?.key).not.toBeNull();
+    const cp = await logInst(stub, (i) => ({ stored: i.obs.storedPosition, last: i.wal.lastSeq, records: i.wal.records }));
+    expect(cp.records).toBe(0);
+    expect(cp.stored).toBe(cp.last);
+    for (const [k, v] of Object.entries((await logStats(stub)).observations.counters)) {
+      if (k.startsWith(COUNTER.flushes) || k.startsWith(COUNTER.blocksFlushed) || k.startsWith(COUNTER.chunksFlushed) || k.startsWith("r2_")) model.counters[k] = v;
+    }
+    await evictAndCheck("after a checkpoint");
+    for (let i = 0; i < 3; i++) await model.next();
+    await logInst(stub, (i) => i.wal.checkpoint(encodeLogCheckpoint(i.head)));
+    await evictAndCheck("right after a bare checkpoint");
   });
 });
 

@@ -16,7 +16,7 @@ import { LogBatchReader, LogBatchWriter } from "./batch";
 import type { LogHead } from "./head";
 import { LogReason, type LogReasonCount, type LogShardPush, type LogShardPushResult } from "./rpc";
 import type { LogStream } from "./stream";
-import { encodeBatchRecord } from "./wal";
+import { encodeBatchRecord, encodeObservedBatchRecord } from "./wal";
 import type { Wal } from "../wal";
 
 const enum Decision {
@@ -40,7 +40,15 @@ export interface AppendOutcome {
   bytes: number;
 }
 
-export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: number): AppendOutcome {
+/**
+ * Called with the push's outcome after staging, before its WAL row is written: returns
+ * the shard's counter changes to write into that row (src/observability/shard.ts), so
+ * that they commit with the lines they count without a row of their own; or null.
+ * Unused when nothing was accepted (no row).
+ */
+export type BeforeLogCommit = (result: LogShardPushResult, entries: number, bytes: number) => Uint8Array | null;
+
+export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: number, beforeCommit?: BeforeLogCommit): AppendOutcome {
   const limits = push.limits;
   epoch++;
   const window = limits.outOfOrderWindowMs;
@@ -120,11 +128,17 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
     }
   }
 
+  const rejected: LogReasonCount[] = [];
+  if (refused > 0) rejected.push({ reason: LogReason.TooFarBehind, count: refused, bytes: refusedBytes });
+  if (overLimit > 0) rejected.push({ reason: LogReason.StreamLimit, count: overLimit, bytes: overLimitBytes });
+  const result: LogShardPushResult = { accepted, acceptedBytes, duplicates, rejected, firstError };
+  const observations = beforeCommit?.(result, total, totalBytes) ?? null;
+
   // 2. Commit: the accepted entries, as one WAL row. The push's own bytes when all were accepted.
   let committed: Uint8Array | null = null;
   if (accepted > 0) {
     committed = accepted === total ? push.batch : filter(push.batch);
-    wal.append(encodeBatchRecord(committed));
+    wal.append(observations === null ? encodeBatchRecord(committed) : encodeObservedBatchRecord(committed, observations));
   }
 
   // 3. Apply, now that the row is durable.
@@ -135,11 +149,7 @@ export function appendLogPush(head: LogHead, wal: Wal, push: LogShardPush, now: 
   }
   head.duplicates += duplicates;
   head.rejected += refused + overLimit;
-
-  const rejected: LogReasonCount[] = [];
-  if (refused > 0) rejected.push({ reason: LogReason.TooFarBehind, count: refused, bytes: refusedBytes });
-  if (overLimit > 0) rejected.push({ reason: LogReason.StreamLimit, count: overLimit, bytes: overLimitBytes });
-  return { result: { accepted, acceptedBytes, duplicates, rejected, firstError }, committed, entries: total, bytes: totalBytes };
+  return { result, committed, entries: total, bytes: totalBytes };
 }
 
 /** The push's batch with only the accepted entries (streams left empty are omitted). */

@@ -124,6 +124,8 @@ export interface LogShardStats {
   walRecords: number;
   walBytes: number;
   checkpointBytes: number;
+  /** SQLite rows written since the object started (every statement: WAL, checkpoint, kv, observations), as billed. */
+  rowsWritten: number;
   pushes: number;
   flushes: number;
   blocksWritten: number;

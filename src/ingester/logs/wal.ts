@@ -5,6 +5,9 @@
 //
 //   record     := crc32c:u32le type:u8 payload          (checksum of type and payload)
 //   BATCH(16)  : a push batch (src/ingester/logs/batch.ts), the accepted entries only
+//   OBSERVED_BATCH(18): tally batch                        a BATCH with the shard's counter
+//                changes committed with it first (src/observability/shard.ts writeTallies,
+//                the payload of the metric WAL's OBSERVATIONS): no row of their own
 //   STREAMS(17): more:u8 fragment                          checkpoint only; fragments of
 //                one payload follow each other (more=1 on all but the last), so a
 //                checkpoint row stays under the row limit whatever one stream holds
@@ -19,12 +22,14 @@
 import { ByteReader, ByteWriter, CorruptDataError, concatBytes } from "../../model/bytes";
 import { crc32c } from "../../storage/crc32c";
 import { MAX_ROW_BYTES } from "../wal";
+import { readTally, type Tally } from "../../observability/shard";
 import type { LogHead } from "./head";
 import { LogFlushReason, type LogStream } from "./stream";
 
 export const enum LogWalRecordType {
   Batch = 16,
   Streams = 17,
+  ObservedBatch = 18,
 }
 
 const REASONS: LogFlushReason[] = [LogFlushReason.Full, LogFlushReason.MaxAge, LogFlushReason.Idle, LogFlushReason.Forced];
@@ -41,6 +46,16 @@ export function encodeBatchRecord(batch: Uint8Array): Uint8Array {
   const rec = new Uint8Array(5 + batch.length);
   rec[4] = LogWalRecordType.Batch;
   rec.set(batch, 5);
+  new DataView(rec.buffer, 0, 4).setUint32(0, crc32c(rec.subarray(4)), true);
+  return rec;
+}
+
+/** The WAL record of a committed push carrying the shard's counts: `observations` (writeTallies bytes), then the batch. */
+export function encodeObservedBatchRecord(batch: Uint8Array, observations: Uint8Array): Uint8Array {
+  const rec = new Uint8Array(5 + observations.length + batch.length);
+  rec[4] = LogWalRecordType.ObservedBatch;
+  rec.set(observations, 5);
+  rec.set(batch, 5 + observations.length);
   new DataView(rec.buffer, 0, 4).setUint32(0, crc32c(rec.subarray(4)), true);
   return rec;
 }
@@ -62,6 +77,8 @@ export interface LogWalVisitor {
   batch(batch: Uint8Array): void;
   /** A stream of a checkpoint. */
   stream(s: CheckpointStream): void;
+  /** The shard's counter changes committed with the batch that follows (OBSERVED_BATCH); read and skipped when absent. */
+  observations?(t: Tally): void;
 }
 
 /**
@@ -82,6 +99,14 @@ export class LogWalDecoder {
     if (type === LogWalRecordType.Batch) {
       if (this.fragments.length > 0) throw new CorruptDataError("corrupt log WAL: a batch record inside an unfinished checkpoint payload");
       this.visit.batch(rec.subarray(5));
+      return;
+    }
+    if (type === LogWalRecordType.ObservedBatch) {
+      if (this.fragments.length > 0) throw new CorruptDataError("corrupt log WAL: a batch record inside an unfinished checkpoint payload");
+      const r = new ByteReader(rec.subarray(5), "log WAL observations");
+      const t = readTally(r, r.uvarint());
+      this.visit.observations?.(t);
+      this.visit.batch(rec.subarray(5 + r.pos));
       return;
     }
     if (type !== LogWalRecordType.Streams) throw new CorruptDataError(`corrupt log WAL record: unknown record type ${type}`);
