@@ -63,6 +63,11 @@ function userStats(t: TenantSnapshot, now: number): UserIDStats {
 }
 
 function unavailable(snapshot: ClusterSnapshot): void {
+  // Without its ring a tenant's shards are only guessed (the configured count): its series may be undercounted.
+  const ringless = snapshot.tenants.filter((t) => t.ringError !== null);
+  if (ringless.length > 0) {
+    throw new HttpError(503, `${ringless.length} tenant ring(s) could not be read (retry): ${ringless.slice(0, 3).map((t) => `${t.tenant}: ${t.ringError}`).join("; ")}`, { "Retry-After": "1" });
+  }
   if (snapshot.failures.metrics > 0) {
     const why = snapshot.tenants.flatMap((t) => t.shards.filter((s) => s.error !== null).map((s) => `${t.tenant}/${s.shard}: ${s.error}`));
     throw new HttpError(503, `${snapshot.failures.metrics} ingester shard(s) did not answer (retry): ${why.slice(0, 3).join("; ")}`, { "Retry-After": "1" });
@@ -71,7 +76,7 @@ function unavailable(snapshot: ClusterSnapshot): void {
 
 /** GET /api/v1/user_stats: the request's tenant, as Cortex's distributor answers it. */
 export async function handleUserStats(env: Env, tenant: string): Promise<Response> {
-  const snapshot = await collectCluster(env, undefined, { tenants: [tenant], logs: false });
+  const snapshot = await collectCluster(env, undefined, { tenants: [tenant], logs: false, control: false });
   unavailable(snapshot);
   return Response.json(userStats(snapshot.tenants[0], Date.now()).stats);
 }
@@ -81,7 +86,8 @@ export async function handleUserStats(env: Env, tenant: string): Promise<Respons
  * Cortex sorts them; JSON, or Cortex's HTML table when the client asks for text/html.
  */
 export async function handleAllUserStats(request: Request, env: Env): Promise<Response> {
-  const snapshot = await collectCluster(env);
+  // Series and rates only: the tenant control objects (HA, retention, tails) are not asked.
+  const snapshot = await collectCluster(env, undefined, { control: false });
   unavailable(snapshot);
   const now = Date.now();
   const stats = snapshot.tenants.map((t) => userStats(t, now));

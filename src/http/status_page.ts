@@ -1,6 +1,8 @@
 // The status page (GET /status): one self-contained HTML document, no build step
 // and no external assets: inline CSS, an inline SVG chart and a small inline
-// script (relative times, auto-refresh). Pure: it renders what
+// script (relative times, auto-refresh). Per tenant: its shards, then what its
+// control object reports (HA clusters and their elected replicas, retention and its
+// sweeps, open live tails), then recent errors. Pure: it renders what
 // src/observability/collect.ts gathered, so it is testable without a server.
 
 import type { ClusterSnapshot, ShardBlocks, TenantSnapshot } from "../observability/collect";
@@ -271,6 +273,72 @@ function shardTable(row: TenantRow, blocks: Map<number, ShardBlocks> | undefined
   return `<table class="shards"><thead><tr>${head.map((h) => `<th${numeric.has(h) ? ` class="n"` : ""}>${h}</th>`).join("")}</tr></thead><tbody>${body.join("")}</tbody></table>`;
 }
 
+/** A duration as an operator writes it, in its two largest units: 30s, 15m, 24h, 7d, 1d12h. */
+export function duration(ms: number): string {
+  if (!Number.isFinite(ms) || ms <= 0) return "0";
+  const units: [string, number][] = [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]];
+  let out = "";
+  let used = 0;
+  let rest = ms;
+  for (const [u, n] of units) {
+    const q = Math.floor(rest / n);
+    if (q > 0) {
+      out += `${q}${u}`;
+      rest -= q * n;
+      used++;
+    }
+    if (used === 2 || (used > 0 && rest === 0)) break;
+  }
+  return out || `${ms}ms`;
+}
+
+/**
+ * What the tenant's control object reports: retention (period, last and next sweep,
+ * blocks and bytes deleted, failures), open live tails against the cap, and the HA
+ * clusters with their elected replicas.
+ */
+function controlPanel(t: TenantSnapshot): string {
+  const c = t.control;
+  if (c === null) return "";
+  const tenant = escapeHtml(t.tenant);
+  const parts: string[] = [];
+  if (t.ringError !== null) parts.push(`<p class="bad small">The tenant's ring could not be read; its configured shard count is shown: <code>${escapeHtml(t.ringError)}</code></p>`);
+  if (c.error !== null) parts.push(`<p class="bad small">The tenant's control object did not answer in full: <code>${escapeHtml(c.error)}</code></p>`);
+
+  const period = c.limits.retentionPeriodMs;
+  const r = c.retention;
+  const facts: string[] = [`<span class="fact"><span class="k">retention</span> <span class="retention-period">${period > 0 ? duration(period) : "forever"}</span></span>`];
+  if (r !== null) {
+    facts.push(`<span class="fact"><span class="k">last sweep</span> ${time(r.lastSweepAt)}</span>`);
+    facts.push(`<span class="fact"><span class="k">next sweep</span> ${time(r.nextSweepAt)}</span>`);
+    facts.push(
+      `<span class="fact retention-deleted" data-metrics-blocks="${r.deleted.metrics.blocks}" data-logs-blocks="${r.deleted.logs.blocks}"><span class="k">deleted</span> ${num(r.deleted.metrics.blocks)} metric blocks (${bytes(r.deleted.metrics.bytes)}), ${num(r.deleted.logs.blocks)} log blocks (${bytes(r.deleted.logs.bytes)})</span>`,
+    );
+    const failed = r.failures > 0 ? `<span class="warn">${num(r.failures)}</span>` : "0";
+    facts.push(`<span class="fact"><span class="k">sweeps failed</span> ${failed}${r.lastError ? ` <span class="bad" title="${escapeHtml(r.lastError)}">last: ${escapeHtml(r.lastError)}</span>` : ""}</span>`);
+  }
+  if (c.tails !== null) {
+    const full = c.tails.open >= c.limits.maxConcurrentTailRequests;
+    facts.push(
+      `<span class="fact"><span class="k">live tails</span> <span class="tails${full ? " warn" : ""}" data-open="${c.tails.open}" data-limit="${c.limits.maxConcurrentTailRequests}">${num(c.tails.open)} / ${num(c.limits.maxConcurrentTailRequests)}</span></span>`,
+    );
+  }
+  parts.push(`<div class="facts">${facts.join("")}</div>`);
+
+  const ha = c.ha;
+  if (ha !== null && (c.limits.acceptHaSamples || ha.clusters.length > 0 || ha.nonHaSamples > 0)) {
+    const rows = ha.clusters.map(
+      (cl) =>
+        `<tr class="ha-row" data-tenant="${tenant}" data-cluster="${escapeHtml(cl.cluster)}"><td>${escapeHtml(cl.cluster)}</td><td>${cl.replica === "" ? `<span class="dim">— (forgotten after 30 min of silence)</span>` : escapeHtml(cl.replica)}</td><td>${cl.replica === "" ? time(null) : time(cl.receivedAtMs)}</td><td class="n">${num(cl.electedReplicaChanges)}</td><td class="n">${num(cl.dedupedSamples)}</td></tr>`,
+    );
+    const head = `<tr><th>HA cluster</th><th>elected replica</th><th>last heard</th><th class="n">replica changes</th><th class="n">deduped samples</th></tr>`;
+    const body = rows.length > 0 ? rows.join("") : `<tr><td colspan="5" class="dim">No HA cluster has sent yet.</td></tr>`;
+    parts.push(`<table class="ha"><thead>${head}</thead><tbody>${body}</tbody></table>`);
+    parts.push(`<p class="dim small">Samples without both HA labels (accepted as they are): <span class="non-ha">${num(ha.nonHaSamples)}</span></p>`);
+  }
+  return `<div class="control" data-tenant="${tenant}">${parts.join("")}</div>`;
+}
+
 function errorList(row: TenantRow): string {
   if (row.errors.length === 0) return `<p class="dim small">No recent errors.</p>`;
   const items = row.errors
@@ -295,6 +363,7 @@ export function renderStatusPage(input: StatusPageInput): string {
     { series: 0, streams: 0, rate: 0, memory: 0, wal: 0, blocks: 0, blockBytes: 0 },
   );
   const failures = snapshot.failures.metrics + snapshot.failures.logs;
+  const controlFailures = snapshot.failures.control;
   const tiles = [
     ["tenants", num(rows.length)],
     ["series", num(total.series)],
@@ -315,10 +384,12 @@ export function renderStatusPage(input: StatusPageInput): string {
   const sections = rows
     .map(
       (r) =>
-        `<section class="tenant" id="tenant-${escapeHtml(encodeURIComponent(r.t.tenant))}"><h2>${escapeHtml(r.t.tenant)} <span class="dim small">${r.t.shards.length} shards · ${num(r.series)} series · ${rate(r.rate)} samples/s</span></h2>${shardTable(r, input.blocks.get(r.t.tenant), input.blockErrors.get(r.t.tenant), now)}${errorList(r)}</section>`,
+        `<section class="tenant" id="tenant-${escapeHtml(encodeURIComponent(r.t.tenant))}"><h2>${escapeHtml(r.t.tenant)} <span class="dim small">${r.t.shards.length} shards · ${num(r.series)} series · ${rate(r.rate)} samples/s</span></h2>${shardTable(r, input.blocks.get(r.t.tenant), input.blockErrors.get(r.t.tenant), now)}${controlPanel(r.t)}${errorList(r)}</section>`,
     )
     .join("");
-  const warn = failures > 0 ? `<p class="banner bad">${failures} shard(s) did not answer this collection; their rows say why.</p>` : "";
+  const warn =
+    (failures > 0 ? `<p class="banner bad">${failures} shard(s) did not answer this collection; their rows say why.</p>` : "") +
+    (controlFailures > 0 ? `<p class="banner bad">${controlFailures} tenant control object(s) did not answer in full; their tenants' sections say why.</p>` : "");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>edge-ingester status</title>
@@ -369,6 +440,9 @@ tr:hover td{background:#f3f6fb}
 .banner{padding:6px 10px;border:1px solid var(--bad);border-radius:6px;background:#fff5f6}
 .dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px}
 a{color:#2f6fdf;text-decoration:none}a:hover{text-decoration:underline}
+div.control{margin-top:8px}
+.facts{display:flex;flex-wrap:wrap;gap:6px 18px;margin:4px 0}.fact .k{color:var(--dim);font-size:11px;text-transform:uppercase;letter-spacing:.03em;margin-right:4px}
+table.ha{margin-top:6px}
 details.errors{margin-top:6px}details.errors ul{margin:4px 0;padding-left:18px}
 details.errors li{margin:2px 0}details.errors code{white-space:pre-wrap;word-break:break-word;font-size:12px}
 .kind{display:inline-block;min-width:58px;font-size:11px;text-transform:uppercase;font-weight:600}

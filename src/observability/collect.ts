@@ -5,12 +5,23 @@
 // metrics and log shards alike. Every Durable Object and R2 call goes
 // through one gate of MAX_CONCURRENT_SUBREQUESTS (the Workers connection limit).
 //
-// A shard that cannot answer is left out of this collection (and counted in
-// `failures`), rather than failing the whole scrape: its counters come back at the
-// next one, unchanged, since they are persisted.
+// Each tenant's control Durable Object (durable-objects/tenant.ts) is asked too: its
+// HA tracker (elections, deduped and non-HA samples), its retention sweep, and its
+// open live tails. Only tenants listed here are asked, through the same gate. The
+// ring lookup before them (a fresh one) carries this isolate's pending HA counts to
+// that object (src/distributor/tenant_ring.ts PendingReports), so a scrape after a
+// push served from this isolate's election cache already counts its refusal.
+//
+// A shard (or control object) that cannot answer is left out of this collection (and
+// counted in `failures`), rather than failing the whole scrape: its counters come
+// back at the next one, unchanged, since they are persisted.
 
+import { limitsFor } from "../config/limits";
+import type { HaStats } from "../distributor/ha";
 import { logShardStub, shardStub } from "../distributor/shards";
-import { allShards } from "../distributor/tenant_ring";
+import { allShards, tenantStub } from "../distributor/tenant_ring";
+import type { RetentionStats } from "../../durable-objects/tenant";
+import type { TailStats } from "../querier/loki/tail_limit";
 import { rateLimiterStats } from "../limits/rate";
 import type { RateLimiterStats } from "../../durable-objects/rate_limiter";
 import type { ShardStats } from "../ingester/rpc";
@@ -42,19 +53,39 @@ export interface ShardSnapshot {
   error: string | null;
 }
 
+/**
+ * What the tenant's control Durable Object reports. Each part is null when its call
+ * failed (`error` says why); the limits are this isolate's view of the tenant's.
+ */
+export interface TenantControlView {
+  /** HA tracker: per cluster the elected replica, when it was last heard, changes, deduped samples; non-HA samples. */
+  ha: HaStats | null;
+  /** The retention sweep: blocks and bytes deleted per kind, last and next sweep, failures. */
+  retention: RetentionStats | null;
+  /** Open live tails (unexpired leases). */
+  tails: TailStats | null;
+  /** Limits as configured now (the sweep's own retentionPeriodMs is as of its last run). */
+  limits: { retentionPeriodMs: number; acceptHaSamples: boolean; maxConcurrentTailRequests: number };
+  error: string | null;
+}
+
 export interface TenantSnapshot {
   tenant: string;
   shards: ShardSnapshot[];
   /** The tenant's ingestion rate limiter (src/limits/rate.ts): its persisted rate_limited discards. Null if it did not answer. */
   limiter: RateLimiterStats | null;
+  /** The tenant's control object (HA, retention, tails); null when not asked (CollectOptions.control false). */
+  control: TenantControlView | null;
+  /** Why the tenant's ring could not be read (its shards are then the configured count), or null. */
+  ringError: string | null;
 }
 
 export interface ClusterSnapshot {
   /** Unix ms when the collection started. */
   at: number;
   tenants: TenantSnapshot[];
-  /** Shards (and rate limiters) that failed to answer, by kind. */
-  failures: { metrics: number; logs: number; limiter: number };
+  /** Shards (rate limiters, tenant control objects) that failed to answer, by kind. */
+  failures: { metrics: number; logs: number; limiter: number; control: number };
 }
 
 export interface CollectOptions {
@@ -62,24 +93,34 @@ export interface CollectOptions {
   tenants?: string[];
   /** Ask the log shards too (default true). */
   logs?: boolean;
+  /** Ask each tenant's control object (HA, retention, tails) too (default true). */
+  control?: boolean;
 }
 
 export async function collectCluster(env: Env, gate: Semaphore = new Semaphore(MAX_CONCURRENT_SUBREQUESTS), opts: CollectOptions = {}): Promise<ClusterSnapshot> {
   const at = Date.now();
   const names = opts.tenants ?? (await gate.run(() => listTenants(env.BLOCKS)));
-  const failures = { metrics: 0, logs: 0, limiter: 0 };
+  const failures = { metrics: 0, logs: 0, limiter: 0, control: 0 };
   const withLogs = opts.logs ?? true;
+  const withControl = opts.control ?? true;
   const tenants = await Promise.all(
     names.map(async (tenant): Promise<TenantSnapshot> => {
       // Every shard the tenant's ring ever listed (run-time resharding only adds to
-      // that list), so a shard's counters never drop out of the sums.
-      const ids = await gate.run(() => allShards(env, tenant));
+      // that list), so a shard's counters never drop out of the sums. The ring is kept
+      // by the tenant's control object: if it does not answer, the configured shard
+      // count stands in (a shard only a past ring listed is then missed this once).
+      let ringError: string | null = null;
+      const ids = await gate.run(() => allShards(env, tenant)).catch((e: unknown) => {
+        ringError = e instanceof Error ? e.message : String(e);
+        return Array.from({ length: limitsFor(env, tenant).shards }, (_, i) => i);
+      });
       const limiter = withLogs
         ? gate.run(() => rateLimiterStats(env, tenant)).catch(() => {
             failures.limiter++;
             return null;
           })
         : Promise.resolve(null);
+      const control = withControl ? controlStats(env, tenant, gate) : Promise.resolve(null);
       const shards = await Promise.all(
         ids.map(async (shard): Promise<ShardSnapshot> => {
           const snap: ShardSnapshot = { shard, metrics: null, logs: null, error: null };
@@ -103,10 +144,40 @@ export async function collectCluster(env: Env, gate: Semaphore = new Semaphore(M
           return snap;
         }),
       );
-      return { tenant, shards, limiter: await limiter };
+      const c = await control;
+      // One control object, counted once however many of its calls failed.
+      if (ringError !== null || (c !== null && c.error !== null)) failures.control++;
+      return { tenant, shards, limiter: await limiter, control: c, ringError };
     }),
   );
   return { at, tenants, failures };
+}
+
+/**
+ * The tenant control object's three reports, each its own call through the gate. A
+ * failed call leaves its part null; the object counts once in `failures.control`.
+ */
+async function controlStats(env: Env, tenant: string, gate: Semaphore): Promise<TenantControlView> {
+  const stub = tenantStub(env, tenant);
+  const errors: string[] = [];
+  const ask = <T>(what: string, call: () => Promise<T>): Promise<T | null> =>
+    gate.run(call).catch((e: unknown) => {
+      errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+      return null;
+    });
+  const [ha, retention, tails] = await Promise.all([
+    ask("haStats", async (): Promise<HaStats> => await stub.haStats()),
+    ask("retentionStats", async (): Promise<RetentionStats> => await stub.retentionStats()),
+    ask("tailStats", async (): Promise<TailStats> => await stub.tailStats()),
+  ]);
+  const l = limitsFor(env, tenant);
+  return {
+    ha,
+    retention,
+    tails,
+    limits: { retentionPeriodMs: l.retentionPeriodMs, acceptHaSamples: Boolean(l.acceptHaSamples), maxConcurrentTailRequests: l.maxConcurrentTailRequests },
+    error: errors.length > 0 ? `tenant control: ${errors.join("; ")}` : null,
+  };
 }
 
 /** A log shard's stats (src/ingester/logs/rpc.ts LogShardStats), read through the optional fields of LogShardView. */

@@ -7,6 +7,10 @@
 //   counts ride to a shard: src/observability/distributor.ts), flushed, held in the
 //   head and the WAL. Persisted in each shard's SQLite: monotonic across evictions
 //   and restarts, and the same whichever isolate serves the scrape. No `isolate` label.
+// - tenant-side (each tenant's control Durable Object, durable-objects/tenant.ts):
+//   the HA tracker's elections and counts, the retention sweep's deletions, open
+//   live tails. Persisted in its SQLite (tails: leases), so also monotonic and the
+//   same from any isolate. No `isolate` label.
 // - Worker-side (this isolate's memory, src/observability/requests.ts): requests by
 //   route and status with their durations, and the querier's R2 reads. Carry an
 //   `isolate` label.
@@ -15,7 +19,7 @@
 // `user`, Loki's say `tenant`.
 
 import { EXPOSITION_CONTENT_TYPE, Registry } from "./exposition";
-import { collectCluster, type ClusterSnapshot, type LogShardView } from "./collect";
+import { collectCluster, type ClusterSnapshot, type LogShardView, type TenantSnapshot } from "./collect";
 import { collectRequests, isolate } from "./requests";
 import { COUNTER, type ShardObservations } from "./shard";
 import { r2Ops } from "../storage/blocks";
@@ -49,6 +53,14 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
   const discarded = reg.counter("cortex_discarded_samples_total", "The total number of samples that were discarded, by reason (by the distributor's validation or by the ingester).");
   const ingested = reg.counter("cortex_ingester_ingested_samples_total", "The total number of samples ingested (stored), by shard.");
   const ingestFailures = reg.counter("cortex_ingester_ingested_samples_failures_total", "The total number of samples the ingester refused, by shard.");
+  // Cortex's distributor and HA tracker (pkg/distributor/distributor.go, pkg/ha/ha_tracker.go), same names, labels and help.
+  const deduped = reg.counter("cortex_distributor_deduped_samples_total", "The total number of deduplicated samples.");
+  const nonHa = reg.counter("cortex_distributor_non_ha_samples_received_total", "The total number of received samples for a user that has HA tracking turned on, but the sample didn't contain both HA labels.");
+  const replicaChanges = reg.counter("cortex_ha_tracker_elected_replica_changes_total", "The total number of times the elected replica has changed for a user ID/cluster.");
+  const replicaTimestamp = reg.gauge("cortex_ha_tracker_elected_replica_timestamp_seconds", "The timestamp stored for the currently elected replica, from the KVStore.");
+  // Mimir's (opt-in there); one series per cluster. Cortex's cortex_ha_tracker_user_replica_group_count is left
+  // out: promtool's lint refuses a gauge named *_count; count by (user) of this series gives it.
+  const replicaStatus = reg.gauge("cortex_ha_tracker_elected_replica_status", "The current elected replica for a user ID/cluster.");
   const pushes = reg.counter("cortex_ingester_pushes_total", "Pushes answered by the ingester shard (accepted in whole or in part).");
   const pushFailures = reg.counter("cortex_ingester_push_failures_total", "Pushes the ingester shard refused with a retryable error (shut down, head full, WAL write failed).");
   const memSeries = reg.gauge("cortex_ingester_memory_series", "The current number of series in memory, by shard.");
@@ -79,6 +91,16 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
   const logFlushes = reg.counter("loki_ingester_flushes_total", "Flushes of the log shard's head to R2 that completed.");
   const logFlushFailures = reg.counter("loki_ingester_flush_failures_total", "Flushes of the log shard that failed.");
   const logChunksFlushed = reg.counter("loki_ingester_chunks_flushed_total", "Log chunks flushed to R2, by reason.");
+  // Loki's querier gauge (pkg/querier/tail/metrics.go), per tenant here: the tenant DO counts every isolate's tails.
+  const tailsActive = reg.gauge("loki_querier_tail_active", "Number of active tailers (open live tails, by tenant, over every isolate).");
+
+  // Retention deletes blocks outright (no deletion marks): Cortex/Mimir's blocks cleaner names, with user and kind labels.
+  const blocksCleaned = reg.counter("cortex_compactor_blocks_cleaned_total", "Total number of blocks deleted (by retention, by kind: metrics, logs).");
+  const bytesCleaned = reg.counter("cortex_compactor_blocks_cleaned_bytes_total", "Total bytes of the blocks deleted by retention, by kind.");
+  const cleanupFailed = reg.counter("cortex_compactor_block_cleanup_failed_total", "Total number of blocks cleanup runs (retention sweeps) failed.");
+  const cleanupLastSuccess = reg.gauge("cortex_compactor_block_cleanup_last_successful_run_timestamp_seconds", "Unix timestamp of the last successful blocks cleanup run (retention sweep).");
+  const nextSweep = reg.gauge("edge_ingester_retention_next_sweep_timestamp_seconds", "When the tenant's next retention sweep is due (Unix seconds); absent while the tenant has no blocks.");
+  const retentionPeriod = reg.gauge("edge_ingester_retention_period_seconds", "The tenant's retentionPeriodMs, in seconds (0: kept forever).");
 
   const r2 = reg.counter("cortex_r2_operations_total", "R2 calls, by operation; component=ingester|log-ingester are the shards' (persisted), querier is this isolate's reads.");
   const r2Failures = reg.counter("cortex_r2_operation_failures_total", "R2 calls that failed, by operation.");
@@ -161,6 +183,7 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
       }
     }
     if (userHasSeries) activeUsers++;
+    writeControl(t);
     // Refused by the ingestion rate limit before any shard was called; counted (persisted) by the tenant's RateLimiter.
     const limited = t.limiter?.discarded.rate_limited;
     if (limited) {
@@ -175,6 +198,40 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
   collectFailures.set({ kind: "metrics" }, snap.failures.metrics);
   collectFailures.set({ kind: "logs" }, snap.failures.logs);
   collectFailures.set({ kind: "limiter" }, snap.failures.limiter);
+  collectFailures.set({ kind: "control" }, snap.failures.control);
+
+  /** The tenant control object's counts; a part that did not answer is left out, as a shard is. */
+  function writeControl(t: TenantSnapshot): void {
+    const c = t.control;
+    if (c === null) return;
+    const user = { user: t.tenant };
+    if (c.ha !== null) {
+      // As Cortex: the non-HA counter exists for tenants with HA tracking on; the per-cluster
+      // counters once a cluster is seen (they outlive its election, forgotten after 30 min).
+      if (c.limits.acceptHaSamples || c.ha.nonHaSamples > 0) nonHa.add(user, c.ha.nonHaSamples);
+      for (const cl of c.ha.clusters) {
+        const at = { user: t.tenant, cluster: cl.cluster };
+        deduped.add(at, cl.dedupedSamples);
+        replicaChanges.add(at, cl.electedReplicaChanges);
+        if (cl.replica === "") continue; // forgotten: Cortex deletes its gauges
+        // Cortex sets float64(ReceivedAt / 1000): whole seconds.
+        replicaTimestamp.set(at, Math.floor(cl.receivedAtMs / 1000));
+        replicaStatus.set({ ...at, replica: cl.replica }, 1);
+      }
+    }
+    if (c.retention !== null) {
+      const r = c.retention;
+      for (const kind of ["metrics", "logs"] as const) {
+        blocksCleaned.add({ user: t.tenant, kind }, r.deleted[kind].blocks);
+        bytesCleaned.add({ user: t.tenant, kind }, r.deleted[kind].bytes);
+      }
+      cleanupFailed.add(user, r.failures);
+      if (r.lastSweepAt !== null) cleanupLastSuccess.set(user, r.lastSweepAt / 1000);
+      if (r.nextSweepAt !== null) nextSweep.set(user, r.nextSweepAt / 1000);
+    }
+    retentionPeriod.set(user, c.limits.retentionPeriodMs / 1000);
+    if (c.tails !== null) tailsActive.set({ tenant: t.tenant }, c.tails.open);
+  }
 
   function writeR2(o: ShardObservations | undefined, component: string): void {
     for (const [op, n] of labelled(o, COUNTER.r2Ops)) r2.add({ component, op }, n);
