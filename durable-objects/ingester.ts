@@ -4,25 +4,18 @@
 // guarantees.
 
 import { DurableObject } from "cloudflare:workers";
-import { limitsFor, type Limits } from "../src/config/limits";
 import { Head } from "../src/ingester/head";
-import { Wal, decodeWalRecord, type WalVisitor } from "../src/ingester/wal";
+import { decodeWalRecord, type Wal, type WalVisitor } from "../src/ingester/wal";
 import { appendPush } from "../src/ingester/append";
 import { selectSeries } from "../src/ingester/read";
 import { headLabelNames, headLabelValues, headMetadata, headSeries, type LabelQuery, type LabelValuesQuery, type MetadataQuery } from "../src/ingester/labels";
 import { flushHead, type FlushResult } from "../src/ingester/flusher";
 import type { SelectRequest, SelectedSeries, ShardPush, ShardPushResult, ShardStats } from "../src/ingester/rpc";
 import type { MetricMetadata } from "../src/proto/types";
-import { registerShard } from "../src/storage/blocks";
-import { COUNTER, ShardObserver, type Tally } from "../src/observability/shard";
-import { countingBucket } from "../src/observability/r2";
-import { RowCountingSql } from "../src/observability/rows";
+import { ShardLifecycle } from "../src/ingester/lifecycle";
+import { COUNTER, type ShardObserver, type Tally } from "../src/observability/shard";
+import type { RowCountingSql } from "../src/observability/rows";
 import type { ReasonCount } from "../src/ingester/rpc";
-
-/** Backoff after a failed flush: 2 s doubling to 5 min (alarms would give up after 6 platform retries). */
-function backoffMs(failures: number): number {
-  return Math.min(2000 * 2 ** Math.max(0, failures - 1), 300_000);
-}
 
 export class Ingester extends DurableObject<Env> {
   private head = new Head();
@@ -31,18 +24,8 @@ export class Ingester extends DurableObject<Env> {
   private obs!: ShardObserver;
   /** Every statement goes through it: rows written, as billed. */
   private sql!: RowCountingSql;
-  private tenant: string | null = null;
-  private shard = 0;
-  private pushes = 0;
-  private flushes = 0;
-  private blocksWritten = 0;
-  private flushFailures = 0;
-  private lastFlushAt: number | null = null;
-  private lastFlushError: string | null = null;
-  private alarmAt: number | null = null;
-  private shutdown = false;
-  private registered = false;
-  private flushChain: Promise<unknown> = Promise.resolve();
+  /** Identity, alarm, flushes, /shutdown and push accounting, shared with the log shards. */
+  private life!: ShardLifecycle<FlushResult>;
   /** Wall clock; tests replace it to drive the flush rules. */
   clock: () => number = () => Date.now();
   /** The blocks bucket; tests wrap it to inject R2 failures. */
@@ -55,17 +38,26 @@ export class Ingester extends DurableObject<Env> {
     // the WAL before any request is let in.
     ctx.blockConcurrencyWhile(async () => {
       this.replay();
-      this.alarmAt = await ctx.storage.getAlarm();
+      await this.life.loadAlarm();
     });
   }
 
+  /** Whether this shard is listed in R2 (tests wait for it). */
+  get registered(): boolean {
+    return this.life.registered;
+  }
+
   private replay(): void {
-    this.sql = new RowCountingSql(this.ctx.storage.sql);
-    this.wal = new Wal(this.ctx.storage, this.sql);
-    // Push counts ride in the WAL rows; the observations row is written at flush
-    // checks and inside each checkpoint, covering the WAL up to wal.lastSeq.
-    this.obs = new ShardObserver(this.sql, () => this.wal.lastSeq);
-    this.wal.onCheckpoint = () => this.obs.persistIfStale();
+    this.life = new ShardLifecycle(this.ctx, this.env, this, {
+      holdsData: () => this.head.numSeries > 0,
+      flush: async ({ bucket, tenant, shard, limits, now, force, override }) => {
+        const rules = override ?? { idlePeriodMs: limits.idlePeriodMs, retainPeriodMs: limits.retainPeriodMs };
+        const result = await flushHead({ head: this.head, wal: this.wal, bucket, tenant, shard }, rules, now, force);
+        this.obs.inc(COUNTER.seriesRemoved, result.seriesDropped);
+        return result;
+      },
+    });
+    ({ sql: this.sql, wal: this.wal, obs: this.obs } = this.life);
     const head = this.head;
     let seq = 0;
     const now = this.clock();
@@ -90,30 +82,20 @@ export class Ingester extends DurableObject<Env> {
       decodeWalRecord(rec, visitor);
     });
     head.bytesEstimate = head.bytes();
-    const tenant = this.wal.getKv("tenant");
-    if (typeof tenant === "string") {
-      this.tenant = tenant;
-      this.shard = Number(this.wal.getKv("shard"));
-    }
-    this.shutdown = this.wal.getKv("shutdown") === 1;
-    this.registered = this.wal.getKv("registered") === 1;
-  }
-
-  private limits(): Limits {
-    return limitsFor(this.env, this.tenant ?? "");
   }
 
   async push(batch: ShardPush): Promise<ShardPushResult> {
-    this.pushes++;
-    if (this.shutdown) {
-      this.refuse(`shard ${batch.shard} of tenant ${batch.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
+    const life = this.life;
+    life.pushes++;
+    if (life.shutdown) {
+      life.refuse(`shard ${batch.shard} of tenant ${batch.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
     }
-    this.adopt(batch.tenant, batch.shard);
-    const limits = this.limits();
+    life.adopt(batch.tenant, batch.shard);
+    const limits = life.limits();
     if (this.head.bytesEstimate > limits.maxHeadBytesPerShard) {
       // R2 is failing or flushes lag: refuse (retryable) rather than risk the isolate.
-      void this.flush(false).catch(() => {});
-      this.refuse(
+      void life.flush(false).catch(() => {});
+      life.refuse(
         `shard ${batch.shard} of tenant ${batch.tenant} holds ${this.head.bytesEstimate} bytes, over the limit of ${limits.maxHeadBytesPerShard} (maxHeadBytesPerShard), until a flush to R2 succeeds`,
       );
     }
@@ -133,47 +115,13 @@ export class Ingester extends DurableObject<Env> {
       });
     } catch (e) {
       // The row was written and only applying it failed: replay will count it, so count it now.
-      if (this.wal.lastSeq !== seqBefore) this.counted(tally, true);
-      this.countFailure(now, `push of ${batch.timestamps.length} samples failed: ${(e as Error).message}`);
+      if (this.wal.lastSeq !== seqBefore) life.counted(tally, true);
+      life.pushFailed(now, `push of ${batch.timestamps.length} samples failed: ${(e as Error).message}`);
       throw e;
     }
-    this.counted(tally, this.wal.lastSeq !== seqBefore);
-    if (this.alarmAt === null) this.schedule(this.clock() + limits.flushCheckPeriodMs);
+    life.counted(tally, this.wal.lastSeq !== seqBefore);
+    life.armFlushCheck();
     return result;
-  }
-
-  /** Counts a push's tally: durable already in its WAL row, or written now as the observations row (one row either way). */
-  private counted(tally: Tally, inWalRow: boolean): void {
-    this.obs.apply(tally);
-    if (inWalRow) this.obs.walWritten();
-    else this.obs.commit();
-  }
-
-  /** Takes on the tenant and shard of its first write (the Durable Object's name is not readable inside it). */
-  private adopt(tenant: string, shard: number): void {
-    if (this.tenant !== null) return;
-    this.tenant = tenant;
-    this.shard = shard;
-    this.wal.setKv("tenant", tenant);
-    this.wal.setKv("shard", shard);
-    // Not awaited: registration is for listing tenants; a failure is retried at flush.
-    void this.register().catch(() => {});
-  }
-
-  /** Counts a refused push and throws its message (the distributor answers 503: the sender retries). */
-  private refuse(message: string): never {
-    this.countFailure(this.clock(), message);
-    throw new Error(message);
-  }
-
-  private countFailure(now: number, message: string): void {
-    try {
-      this.obs.inc(COUNTER.pushFailures);
-      this.obs.error(now, "push", message);
-      this.obs.commit();
-    } catch {
-      // Storage itself is failing: the push's own error says more.
-    }
   }
 
   /**
@@ -182,7 +130,7 @@ export class Ingester extends DurableObject<Env> {
    * tenant's shard 0, so that the count survives the Worker isolate.
    */
   async recordDistributorDiscards(tenant: string, shard: number, discards: ReasonCount[], firstError: string | null): Promise<void> {
-    this.adopt(tenant, shard);
+    this.life.adopt(tenant, shard);
     for (const { reason, count } of discards) this.obs.inc(`${COUNTER.distributorDiscarded}/${reason}`, count);
     if (firstError !== null) this.obs.error(this.clock(), "rejected", firstError);
     this.obs.commit();
@@ -210,92 +158,28 @@ export class Ingester extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.alarmAt = null;
-    const limits = this.limits();
-    try {
-      await this.flush(false);
-      if (this.head.numSeries > 0) this.schedule(this.clock() + limits.flushCheckPeriodMs);
-    } catch {
-      // Nothing was trimmed; try again with backoff, under our control.
-      this.schedule(this.clock() + backoffMs(this.flushFailures));
-    }
+    await this.life.alarm();
   }
 
   /** Flushes every chunk, open ones included (POST /flush). Resolves when the block is in R2. */
   async flushAll(): Promise<FlushResult | null> {
-    return this.flush(true);
+    return this.life.flush(true);
   }
 
   /** Stops writes, flushes everything and releases memory (POST /shutdown). */
   async shutdownShard(): Promise<FlushResult | null> {
-    this.shutdown = true;
-    this.wal.setKv("shutdown", 1);
-    const result = await this.flush(true);
-    // Everything is in R2: drop it all from memory (the retain period is waived).
-    await this.flush(false, { idlePeriodMs: 0, retainPeriodMs: 0 });
-    return result;
+    return this.life.shutdownShard();
   }
 
   /** Accepts writes again (DELETE /shutdown). */
   async resume(): Promise<void> {
-    this.shutdown = false;
-    this.wal.setKv("shutdown", null);
-  }
-
-  private flush(force: boolean, rulesOverride?: { idlePeriodMs: number; retainPeriodMs: number }): Promise<FlushResult | null> {
-    // One flush at a time: an alarm and a /flush wait for each other.
-    const run = this.flushChain.then(() => this.flushOnce(force, rulesOverride));
-    this.flushChain = run.catch(() => {});
-    return run;
-  }
-
-  private async flushOnce(force: boolean, rulesOverride?: { idlePeriodMs: number; retainPeriodMs: number }): Promise<FlushResult | null> {
-    if (this.tenant === null) return null;
-    const limits = this.limits();
-    const rules = rulesOverride ?? { idlePeriodMs: limits.idlePeriodMs, retainPeriodMs: limits.retainPeriodMs };
-    try {
-      await this.register();
-      const bucket = countingBucket(this.bucket, this.obs);
-      const result = await flushHead({ head: this.head, wal: this.wal, bucket, tenant: this.tenant, shard: this.shard }, rules, this.clock(), force);
-      this.flushes++;
-      if (result.block) this.blocksWritten++;
-      this.flushFailures = 0;
-      this.lastFlushAt = this.clock();
-      this.lastFlushError = null;
-      this.obs.inc(COUNTER.flushes);
-      if (result.block) this.obs.inc(COUNTER.blocksFlushed);
-      for (const [reason, n] of Object.entries(result.reasons)) this.obs.inc(`${COUNTER.chunksFlushed}/${reason}`, n ?? 0);
-      this.obs.inc(COUNTER.seriesRemoved, result.seriesDropped);
-      // At most once per flush check (30 s): the observations row catches up with the
-      // WAL rows' counts, so that replay re-applies only the newest.
-      this.obs.persistIfStale();
-      return result;
-    } catch (e) {
-      this.flushFailures++;
-      this.lastFlushError = `${new Date(this.clock()).toISOString()}: ${(e as Error).message}`;
-      this.obs.inc(COUNTER.flushFailures);
-      this.obs.error(this.clock(), "flush", (e as Error).message);
-      this.obs.commit();
-      throw e;
-    }
-  }
-
-  private async register(): Promise<void> {
-    if (this.registered || this.tenant === null) return;
-    await registerShard(countingBucket(this.bucket, this.obs), this.tenant, this.shard);
-    this.registered = true;
-    this.wal.setKv("registered", 1);
-  }
-
-  private schedule(at: number): void {
-    this.alarmAt = at;
-    void this.ctx.storage.setAlarm(at);
+    this.life.resume();
   }
 
   async stats(): Promise<ShardStats> {
     return {
-      tenant: this.tenant,
-      shard: this.shard,
+      tenant: this.life.tenant,
+      shard: this.life.shard,
       series: this.head.numSeries,
       chunks: this.head.numChunks(),
       samplesAppended: this.head.samplesAppended,
@@ -304,14 +188,7 @@ export class Ingester extends DurableObject<Env> {
       checkpointBytes: this.wal.checkpointBytes,
       rowsWritten: this.sql.rowsWritten,
       headBytes: this.head.bytesEstimate,
-      pushes: this.pushes,
-      flushes: this.flushes,
-      blocksWritten: this.blocksWritten,
-      r2Puts: this.blocksWritten,
-      lastFlushAt: this.lastFlushAt,
-      lastFlushError: this.lastFlushError,
-      nextAlarmAt: this.alarmAt,
-      shutdown: this.shutdown,
+      ...this.life.stats(),
       observations: this.obs.snapshot(this.clock()),
     };
   }

@@ -5,22 +5,20 @@
 // point runs after the constructor's replay, which blockConcurrencyWhile guarantees.
 
 import { DurableObject } from "cloudflare:workers";
-import { limitsFor, type Limits } from "../src/config/limits";
-import { Wal } from "../src/ingester/wal";
+import type { Wal } from "../src/ingester/wal";
 import { LogHead } from "../src/ingester/logs/head";
 import { appendLogPush, applyBatch } from "../src/ingester/logs/append";
 import { LogWalDecoder } from "../src/ingester/logs/wal";
 import { LogChunkBuilder } from "../src/storage/logs/chunk";
-import { flushLogHead, flushBackoffMs, type LogFlushResult } from "../src/ingester/logs/flusher";
+import { flushLogHead, type LogFlushResult } from "../src/ingester/logs/flusher";
 import { headLogIndexStats, headLogLabelNames, headLogLabelValues, headLogSeries, selectLogStreams } from "../src/ingester/logs/read";
 import { TailHub, parseTailMatchers } from "../src/ingester/logs/tail";
 import type { LogDiscardCount, LogIndexQuery, LogIndexStats, LogShardPush, LogShardPushResult, LogShardSelect, LogShardStats, SelectedLogStream } from "../src/ingester/logs/rpc";
 import type { FlatLabels } from "../src/model/labels";
 import type { LogChunkRules } from "../src/ingester/logs/stream";
-import { registerShard } from "../src/storage/blocks";
-import { COUNTER, ShardObserver, type Tally } from "../src/observability/shard";
-import { countingBucket } from "../src/observability/r2";
-import { RowCountingSql } from "../src/observability/rows";
+import { ShardLifecycle } from "../src/ingester/lifecycle";
+import { COUNTER, type ShardObserver, type Tally } from "../src/observability/shard";
+import type { RowCountingSql } from "../src/observability/rows";
 
 export class LogIngester extends DurableObject<Env> {
   private head = new LogHead();
@@ -30,19 +28,9 @@ export class LogIngester extends DurableObject<Env> {
   /** Every statement goes through it: rows written, as billed. */
   private sql!: RowCountingSql;
   private tails: TailHub;
-  private tenant: string | null = null;
-  private shard = 0;
-  private pushes = 0;
-  private flushes = 0;
-  private blocksWritten = 0;
-  private flushFailures = 0;
-  private lastFlushAt: number | null = null;
-  private lastFlushError: string | null = null;
+  /** Identity, alarm, flushes, /shutdown and push accounting, shared with the metrics shards. */
+  private life!: ShardLifecycle<LogFlushResult>;
   private lastFlush: LogFlushResult | null = null;
-  private alarmAt: number | null = null;
-  private shutdown = false;
-  private registered = false;
-  private flushChain: Promise<unknown> = Promise.resolve();
   /** Wall clock; tests replace it to drive the flush rules. */
   clock: () => number = () => Date.now();
   /** The blocks bucket; tests wrap it to inject R2 failures. */
@@ -56,17 +44,26 @@ export class LogIngester extends DurableObject<Env> {
     // and the WAL before any request (or WebSocket event) is let in.
     ctx.blockConcurrencyWhile(async () => {
       this.replay();
-      this.alarmAt = await ctx.storage.getAlarm();
+      await this.life.loadAlarm();
     });
   }
 
+  /** Whether this shard is listed in R2 (tests wait for it). */
+  get registered(): boolean {
+    return this.life.registered;
+  }
+
   private replay(): void {
-    this.sql = new RowCountingSql(this.ctx.storage.sql);
-    this.wal = new Wal(this.ctx.storage, this.sql);
-    // Push counts ride in the WAL rows (OBSERVED_BATCH); the observations row is written
-    // at flush checks and inside each checkpoint, covering the WAL up to wal.lastSeq.
-    this.obs = new ShardObserver(this.sql, () => this.wal.lastSeq);
-    this.wal.onCheckpoint = () => this.obs.persistIfStale();
+    this.life = new ShardLifecycle(this.ctx, this.env, this, {
+      holdsData: () => this.head.numStreams > 0,
+      flush: async ({ bucket, tenant, shard, limits, now, force, override }) => {
+        const rules = { idlePeriodMs: limits.idlePeriodMs, maxChunkAgeMs: this.head.rules.maxChunkAgeMs, retainPeriodMs: limits.retainPeriodMs, ...override };
+        const result = await flushLogHead({ head: this.head, wal: this.wal, bucket, tenant, shard }, rules, now, force);
+        this.lastFlush = result;
+        return result;
+      },
+    });
+    ({ sql: this.sql, wal: this.wal, obs: this.obs } = this.life);
     let seq = 0;
     const head = this.head;
     const rules = this.wal.getKv("chunk_rules");
@@ -99,17 +96,6 @@ export class LogIngester extends DurableObject<Env> {
     });
     decoder.end();
     head.bytesEstimate = head.bytes();
-    const tenant = this.wal.getKv("tenant");
-    if (typeof tenant === "string") {
-      this.tenant = tenant;
-      this.shard = Number(this.wal.getKv("shard"));
-    }
-    this.shutdown = this.wal.getKv("shutdown") === 1;
-    this.registered = this.wal.getKv("registered") === 1;
-  }
-
-  private limits(): Limits {
-    return limitsFor(this.env, this.tenant ?? "");
   }
 
   /**
@@ -118,16 +104,17 @@ export class LogIngester extends DurableObject<Env> {
    * retryable) when the shard is shut down, over maxHeadBytesPerShard, or SQLite fails.
    */
   async pushLogs(push: LogShardPush): Promise<LogShardPushResult> {
-    this.pushes++;
-    if (this.shutdown) {
-      this.refuse(`log shard ${push.shard} of tenant ${push.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
+    const life = this.life;
+    life.pushes++;
+    if (life.shutdown) {
+      life.refuse(`log shard ${push.shard} of tenant ${push.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
     }
-    this.adopt(push.tenant, push.shard);
+    life.adopt(push.tenant, push.shard);
     const limits = push.limits;
     if (this.head.bytesEstimate > limits.maxHeadBytesPerShard) {
       // R2 is failing or flushes lag: refuse (retryable) rather than risk the isolate.
-      void this.flush(false).catch(() => {});
-      this.refuse(
+      void life.flush(false).catch(() => {});
+      life.refuse(
         `log shard ${push.shard} of tenant ${push.tenant} holds ${this.head.bytesEstimate} bytes, over the limit of ${limits.maxHeadBytesPerShard} (maxHeadBytesPerShard), until a flush to R2 succeeds; retry later`,
       );
     }
@@ -152,52 +139,18 @@ export class LogIngester extends DurableObject<Env> {
       });
     } catch (e) {
       // The row was written and only applying it failed: replay will count it, so count it now.
-      if (this.wal.lastSeq !== seqBefore) this.counted(tally, true);
-      this.countFailure(now, `push of a ${push.batch.length}-byte log batch failed: ${(e as Error).message}`);
+      if (this.wal.lastSeq !== seqBefore) life.counted(tally, true);
+      life.pushFailed(now, `push of a ${push.batch.length}-byte log batch failed: ${(e as Error).message}`);
       throw e;
     }
     const { result, committed } = outcome;
     // A push that stored nothing wrote no WAL row: its counts get the observations row (still one row).
-    this.counted(tally, this.wal.lastSeq !== seqBefore);
+    life.counted(tally, this.wal.lastSeq !== seqBefore);
     if (committed !== null) {
-      if (this.alarmAt === null) this.schedule(this.clock() + this.limits().flushCheckPeriodMs);
+      life.armFlushCheck();
       this.tails.publish(committed, (labels) => this.streamFlat(labels));
     }
     return result;
-  }
-
-  /** Takes on the tenant and shard of its first write (the Durable Object's name is not readable inside it). */
-  private adopt(tenant: string, shard: number): void {
-    if (this.tenant !== null) return;
-    this.tenant = tenant;
-    this.shard = shard;
-    this.wal.setKv("tenant", tenant);
-    this.wal.setKv("shard", shard);
-    // Not awaited: registration is for listing tenants; a failure is retried at flush.
-    void this.register().catch(() => {});
-  }
-
-  /** Counts a refused push and throws its message (the distributor answers 503: the sender retries). */
-  private refuse(message: string): never {
-    this.countFailure(this.clock(), message);
-    throw new Error(message);
-  }
-
-  private countFailure(now: number, message: string): void {
-    try {
-      this.obs.inc(COUNTER.pushFailures);
-      this.obs.error(now, "push", message);
-      this.obs.commit();
-    } catch {
-      // Storage itself is failing: the push's own error says more.
-    }
-  }
-
-  /** Counts a push's tally: durable already in its WAL row, or written now as the observations row (one row either way). */
-  private counted(tally: Tally, inWalRow: boolean): void {
-    this.obs.apply(tally);
-    if (inWalRow) this.obs.walWritten();
-    else this.obs.commit();
   }
 
   /**
@@ -206,7 +159,7 @@ export class LogIngester extends DurableObject<Env> {
    * that the count survives the Worker isolate.
    */
   async recordDistributorDiscards(tenant: string, shard: number, discards: LogDiscardCount[], firstError: string | null): Promise<void> {
-    this.adopt(tenant, shard);
+    this.life.adopt(tenant, shard);
     const tally = this.obs.tally();
     countDistributorDiscards(tally, discards);
     if (firstError !== null) tally.error(this.clock(), "rejected", firstError);
@@ -267,85 +220,22 @@ export class LogIngester extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    this.alarmAt = null;
-    const limits = this.limits();
-    try {
-      await this.flush(false);
-      if (this.head.numStreams > 0) this.schedule(this.clock() + limits.flushCheckPeriodMs);
-    } catch {
-      // Nothing was trimmed; try again with backoff, under our control.
-      this.schedule(this.clock() + flushBackoffMs(this.flushFailures));
-    }
+    await this.life.alarm();
   }
 
   /** Flushes every chunk, open ones included (POST /flush). Resolves when the block is in R2. */
   async flushAll(): Promise<LogFlushResult | null> {
-    return this.flush(true);
+    return this.life.flush(true);
   }
 
   /** Stops writes, flushes everything and releases memory (POST /shutdown). */
   async shutdownShard(): Promise<LogFlushResult | null> {
-    this.shutdown = true;
-    this.wal.setKv("shutdown", 1);
-    const result = await this.flush(true);
-    await this.flush(false, { idlePeriodMs: 0, retainPeriodMs: 0 });
-    return result;
+    return this.life.shutdownShard();
   }
 
   /** Accepts writes again (DELETE /shutdown). */
   async resume(): Promise<void> {
-    this.shutdown = false;
-    this.wal.setKv("shutdown", null);
-  }
-
-  private flush(force: boolean, override?: { idlePeriodMs: number; retainPeriodMs: number }): Promise<LogFlushResult | null> {
-    // One flush at a time: an alarm and a /flush wait for each other.
-    const run = this.flushChain.then(() => this.flushOnce(force, override));
-    this.flushChain = run.catch(() => {});
-    return run;
-  }
-
-  private async flushOnce(force: boolean, override?: { idlePeriodMs: number; retainPeriodMs: number }): Promise<LogFlushResult | null> {
-    if (this.tenant === null) return null;
-    const limits = this.limits();
-    const rules = { idlePeriodMs: limits.idlePeriodMs, maxChunkAgeMs: this.head.rules.maxChunkAgeMs, retainPeriodMs: limits.retainPeriodMs, ...override };
-    try {
-      await this.register();
-      const bucket = countingBucket(this.bucket, this.obs);
-      const result = await flushLogHead({ head: this.head, wal: this.wal, bucket, tenant: this.tenant, shard: this.shard }, rules, this.clock(), force);
-      this.flushes++;
-      if (result.key !== null) this.blocksWritten++;
-      this.flushFailures = 0;
-      this.lastFlushAt = this.clock();
-      this.lastFlushError = null;
-      this.lastFlush = result;
-      this.obs.inc(COUNTER.flushes);
-      if (result.key !== null) this.obs.inc(COUNTER.blocksFlushed);
-      for (const [reason, n] of Object.entries(result.reasons)) this.obs.inc(`${COUNTER.chunksFlushed}/${reason}`, n ?? 0);
-      // At most once per flush check (30 s): the observations row catches up with the
-      // WAL rows' counts, so that replay re-applies only the newest.
-      this.obs.persistIfStale();
-      return result;
-    } catch (e) {
-      this.flushFailures++;
-      this.lastFlushError = `${new Date(this.clock()).toISOString()}: ${(e as Error).message}`;
-      this.obs.inc(COUNTER.flushFailures);
-      this.obs.error(this.clock(), "flush", (e as Error).message);
-      this.obs.commit();
-      throw e;
-    }
-  }
-
-  private async register(): Promise<void> {
-    if (this.registered || this.tenant === null) return;
-    await registerShard(countingBucket(this.bucket, this.obs), this.tenant, this.shard);
-    this.registered = true;
-    this.wal.setKv("registered", 1);
-  }
-
-  private schedule(at: number): void {
-    this.alarmAt = at;
-    void this.ctx.storage.setAlarm(at);
+    this.life.resume();
   }
 
   async stats(): Promise<LogShardStats> {
@@ -360,15 +250,8 @@ export class LogIngester extends DurableObject<Env> {
       walBytes: this.wal.bytes,
       checkpointBytes: this.wal.checkpointBytes,
       rowsWritten: this.sql.rowsWritten,
-      pushes: this.pushes,
-      flushes: this.flushes,
-      blocksWritten: this.blocksWritten,
-      r2Puts: this.blocksWritten,
-      shutdown: this.shutdown,
-      lastFlushAt: this.lastFlushAt,
-      lastFlushError: this.lastFlushError,
+      ...this.life.stats(),
       lastFlush: this.lastFlush && { key: this.lastFlush.key, chunks: this.lastFlush.chunks, entries: this.lastFlush.entries, reasons: this.lastFlush.reasons },
-      nextAlarmAt: this.alarmAt,
       tailers: this.ctx.getWebSockets().length,
       observations: this.obs.snapshot(this.clock()),
     };

@@ -33,13 +33,33 @@ export interface FlushResult {
 
 const INTENT = "flush_intent";
 
-export async function flushHead(target: FlushTarget, rules: FlushRules, now: number, force: boolean): Promise<FlushResult> {
-  const { head, wal, bucket, tenant, shard } = target;
+/**
+ * The flush_intent protocol, shared with the log flusher (src/ingester/logs/flusher.ts):
+ * a key left by an interrupted attempt names an object whose chunks were never marked
+ * flushed; it is deleted before they go into a new block.
+ */
+export async function dropInterruptedBlock(wal: Wal, bucket: R2Bucket): Promise<void> {
   const intent = wal.getKv(INTENT);
   if (typeof intent === "string") {
     await deleteBlock(bucket, intent);
     wal.setKv(INTENT, null);
   }
+}
+
+/** Records the block's key before its PUT; cleared (null) in the same commit as the checkpoint that follows it. */
+export function setFlushIntent(wal: Wal, key: string | null): void {
+  wal.setKv(INTENT, key);
+}
+
+/** The WAL rows a block covers: those since the last checkpoint. */
+export function walRangeSinceCheckpoint(wal: Wal): { from: number; to: number } {
+  const cp = wal.getKv("checkpoint_seq");
+  return { from: (typeof cp === "number" ? cp : 0) + 1, to: wal.lastSeq };
+}
+
+export async function flushHead(target: FlushTarget, rules: FlushRules, now: number, force: boolean): Promise<FlushResult> {
+  const { head, wal, bucket, tenant, shard } = target;
+  await dropInterruptedBlock(wal, bucket);
 
   const plan = collectFlush(head, now, rules, force);
   let block: BlockMeta | null = null;
@@ -52,10 +72,9 @@ export async function flushHead(target: FlushTarget, rules: FlushRules, now: num
         plan.chunks[i].map((c) => ({ mint: c.mint, maxt: c.maxt, numSamples: c.numSamples, encoding: ChunkEncoding.XOR, data: c.data })),
       );
     }
-    const cp = wal.getKv("checkpoint_seq");
-    const { bytes, meta } = writer.finish({ tenant, shard, walRange: { from: (typeof cp === "number" ? cp : 0) + 1, to: wal.lastSeq } });
+    const { bytes, meta } = writer.finish({ tenant, shard, walRange: walRangeSinceCheckpoint(wal) });
     key = blockKey(tenant, meta);
-    wal.setKv(INTENT, key);
+    setFlushIntent(wal, key);
     // The only await: pushes may append meanwhile; what they add is not in `plan`.
     await putBlock(bucket, key, bytes, meta);
     block = meta;
@@ -65,7 +84,7 @@ export async function flushHead(target: FlushTarget, rules: FlushRules, now: num
   markFlushed(plan, now);
   const seriesDropped = dropRetained(head, now, rules);
   if (plan.numChunks > 0 || seriesDropped > 0) wal.checkpoint(encodeCheckpoint(head));
-  wal.setKv(INTENT, null);
+  setFlushIntent(wal, null);
   head.bytesEstimate = head.bytes();
   return { block, key, reasons: Object.fromEntries(plan.reasons), seriesDropped };
 }

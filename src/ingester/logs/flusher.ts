@@ -8,8 +8,9 @@
 // - chunks marked flushed are never uploaded again (Loki's flushed chunk desc);
 // - readers drop exact duplicates (time and line), so a head/R2 overlap never shows twice.
 
-import { deleteLogBlock, logBlockKey, putLogBlock } from "../../storage/logs/blocks";
+import { logBlockKey, putLogBlock } from "../../storage/logs/blocks";
 import { writeLogBlock } from "../../storage/logs/block";
+import { dropInterruptedBlock, setFlushIntent, walRangeSinceCheckpoint } from "../flusher";
 import type { Wal } from "../wal";
 import { collectLogFlush, dropRetainedLogs, markLogFlushed, type LogFlushRules } from "./flush";
 import type { LogHead } from "./head";
@@ -35,20 +36,9 @@ export interface LogFlushResult {
   streamsDropped: number;
 }
 
-const INTENT = "flush_intent";
-
-/** Backoff after a failed flush: 2 s doubling to 5 min (alarms would give up after 6 platform retries). */
-export function flushBackoffMs(failures: number): number {
-  return Math.min(2000 * 2 ** Math.max(0, failures - 1), 300_000);
-}
-
 export async function flushLogHead(target: LogFlushTarget, rules: LogFlushRules, now: number, force: boolean): Promise<LogFlushResult> {
   const { head, wal, bucket, tenant, shard } = target;
-  const intent = wal.getKv(INTENT);
-  if (typeof intent === "string") {
-    await deleteLogBlock(bucket, intent);
-    wal.setKv(INTENT, null);
-  }
+  await dropInterruptedBlock(wal, bucket);
 
   const plan = collectLogFlush(head, now, rules, force);
   let key: string | null = null;
@@ -56,10 +46,9 @@ export async function flushLogHead(target: LogFlushTarget, rules: LogFlushRules,
   if (plan.numChunks > 0) {
     const streams = plan.streams.map((s, i) => ({ labels: s.flat, chunks: plan.chunks[i].map((c) => c.data) }));
     for (const list of plan.chunks) for (const c of list) entries += c.entries;
-    const cp = wal.getKv("checkpoint_seq");
-    const { bytes, meta } = writeLogBlock(streams, { tenant, shard, walRange: { from: (typeof cp === "number" ? cp : 0) + 1, to: wal.lastSeq } });
+    const { bytes, meta } = writeLogBlock(streams, { tenant, shard, walRange: walRangeSinceCheckpoint(wal) });
     key = logBlockKey(tenant, meta);
-    wal.setKv(INTENT, key);
+    setFlushIntent(wal, key);
     // The only await: pushes may append meanwhile; what they add is not in `plan`.
     await putLogBlock(bucket, key, bytes, meta);
   }
@@ -68,7 +57,7 @@ export async function flushLogHead(target: LogFlushTarget, rules: LogFlushRules,
   markLogFlushed(plan, now);
   const streamsDropped = dropRetainedLogs(head, now, rules);
   if (plan.numChunks > 0 || streamsDropped > 0) wal.checkpoint(encodeLogCheckpoint(head));
-  wal.setKv(INTENT, null);
+  setFlushIntent(wal, null);
   head.bytesEstimate = head.bytes();
   return { key, streams: plan.streams.length, chunks: plan.numChunks, entries, reasons: plan.reasons, streamsDropped };
 }
