@@ -81,10 +81,38 @@ export async function flushHead(target: FlushTarget, rules: FlushRules, now: num
   }
 
   // Confirmed (or nothing to write): synchronous from here, so these writes commit together.
-  markFlushed(plan, now);
-  const seriesDropped = dropRetained(head, now, rules);
-  if (plan.numChunks > 0 || seriesDropped > 0) wal.checkpoint(encodeCheckpoint(head));
-  setFlushIntent(wal, null);
+  let seriesDropped = 0;
+  afterPut(key, () => {
+    markFlushed(plan, now);
+    seriesDropped = dropRetained(head, now, rules);
+    if (plan.numChunks > 0 || seriesDropped > 0) wal.checkpoint(encodeCheckpoint(head));
+    setFlushIntent(wal, null);
+  });
   head.bytesEstimate = head.bytes();
   return { block, key, reasons: Object.fromEntries(plan.reasons), seriesDropped };
+}
+
+/**
+ * The head marked its chunks flushed (and maybe dropped series) but the checkpoint that
+ * records it did not commit: memory no longer matches storage, where those chunks are
+ * still unflushed and the block still only an intent. Left alone, the next flush would
+ * delete that block (the intent) without uploading the chunks again (memory says
+ * flushed), and a later checkpoint would trim their WAL rows: acked data lost. The
+ * lifecycle resets the object instead (DurableObjectState.abort), so it rebuilds from
+ * storage and the next flush replaces the block with one holding every chunk.
+ */
+export class HeadDivergedError extends Error {
+  constructor(key: string | null, cause: unknown) {
+    super(`flush of block ${key ?? "(none)"}: the checkpoint after the PUT failed (${(cause as Error)?.message ?? String(cause)}); the shard restarts from its storage and flushes again`);
+    this.name = "HeadDivergedError";
+  }
+}
+
+/** Runs the post-PUT section (memory marks, then the checkpoint); any failure in it is a HeadDivergedError. */
+export function afterPut(key: string | null, section: () => void): void {
+  try {
+    section();
+  } catch (e) {
+    throw new HeadDivergedError(key, e);
+  }
 }

@@ -11,6 +11,7 @@ import { COUNTER, ShardObserver, type Tally } from "../observability/shard";
 import { countingBucket } from "../observability/r2";
 import { RowCountingSql } from "../observability/rows";
 import { Wal } from "./wal";
+import { HeadDivergedError } from "./flusher";
 
 /** The flush rules /shutdown replaces: everything is in R2, so nothing needs keeping. */
 export interface RulesOverride {
@@ -68,6 +69,7 @@ export class ShardLifecycle<R extends BlockFlushResult> {
   flushes = 0;
   blocksWritten = 0;
   flushFailures = 0;
+  /** When the shard last wrote a block to R2 (persisted). */
   lastFlushAt: number | null = null;
   lastFlushError: string | null = null;
   alarmAt: number | null = null;
@@ -95,12 +97,17 @@ export class ShardLifecycle<R extends BlockFlushResult> {
       this.shard = Number(wal.getKv("shard"));
     }
     this.shutdown = wal.getKv("shutdown") === 1;
+    const lastFlushAt = wal.getKv("last_flush_at");
+    if (typeof lastFlushAt === "number") this.lastFlushAt = lastFlushAt;
     this.registered = wal.getKv("registered") === 1;
   }
 
   /** Reads the alarm already set (from the constructor's blockConcurrencyWhile). */
   async loadAlarm(): Promise<void> {
     this.alarmAt = await this.ctx.storage.getAlarm();
+    // A shard holding data always has a flush check coming, even after a reset that
+    // lost its alarm (abort() after a HeadDivergedError discards the backoff's setAlarm).
+    if (this.alarmAt === null && this.kind.holdsData()) this.schedule(this.host.clock() + this.limits().flushCheckPeriodMs);
   }
 
   /** The tenant's limits (the defaults before the first write). */
@@ -197,7 +204,11 @@ export class ShardLifecycle<R extends BlockFlushResult> {
       this.flushes++;
       if (result.key !== null) this.blocksWritten++;
       this.flushFailures = 0;
-      this.lastFlushAt = clock();
+      if (result.key !== null) {
+        // Kept in storage, so the status page and /metrics still know it after a restart.
+        this.lastFlushAt = clock();
+        this.wal.setKv("last_flush_at", this.lastFlushAt);
+      }
       this.lastFlushError = null;
       obs.inc(COUNTER.flushes);
       if (result.key !== null) obs.inc(COUNTER.blocksFlushed);
@@ -209,9 +220,15 @@ export class ShardLifecycle<R extends BlockFlushResult> {
     } catch (e) {
       this.flushFailures++;
       this.lastFlushError = `${new Date(clock()).toISOString()}: ${(e as Error).message}`;
-      obs.inc(COUNTER.flushFailures);
-      obs.error(clock(), "flush", (e as Error).message);
-      obs.commit();
+      try {
+        obs.inc(COUNTER.flushFailures);
+        obs.error(clock(), "flush", (e as Error).message);
+        obs.commit();
+      } catch {
+        // Storage itself is failing: the flush's own error says more.
+      }
+      // Memory is ahead of storage (src/ingester/flusher.ts): only a restart from storage is safe.
+      if (e instanceof HeadDivergedError) this.ctx.abort(e.message);
       throw e;
     }
   }

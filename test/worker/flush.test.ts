@@ -218,6 +218,45 @@ describe("flush to R2", () => {
     expect(asMap(await readAll(tenant))).toEqual(expected(d));
   });
 
+  it("a checkpoint that fails after the PUT loses nothing: the shard restarts from storage and flushes again", async () => {
+    const tenant = "flush-cp-fail";
+    const d = data(12, 6, "cpfail");
+    expect((await pushV1(d, { tenant })).status).toBe(204);
+    type CpInst = { wal: { checkpoint: (parts: Uint8Array[]) => void } };
+    await onAll(tenant, (i) => {
+      (i as unknown as CpInst).wal.checkpoint = () => {
+        throw new Error("injected SQLite failure in the checkpoint");
+      };
+    });
+    // Each shard's PUT succeeds and its checkpoint (the WAL trim) does not: the alarm
+    // fails (the platform retries it) and the object is reset.
+    await onAll(tenant, (i) => {
+      i.clock = () => NOW + 31 * MIN;
+    });
+    let failed = 0;
+    for (const stub of stubs(tenant)) {
+      await runDurableObjectAlarm(stub).catch((e: Error) => {
+        expect(e.message).toMatch(/the checkpoint after the PUT failed \(injected SQLite failure/);
+        failed++;
+      });
+    }
+    expect(failed).toBeGreaterThan(0);
+    const orphans = (await blocks(tenant)).length;
+    expect(orphans).toBe(failed);
+    expect(asMap(await readAll(tenant))).toEqual(expected(d));
+    // The reset shards flush again (their alarm re-armed from storage), replacing each block.
+    await alarmsAt(tenant, NOW + 32 * MIN);
+    expect(asMap(await readAll(tenant))).toEqual(expected(d));
+    const bs = await blocks(tenant);
+    expect(bs.length).toBe(orphans);
+    expect(bs.reduce((n, b) => n + b.meta.stats.numSamples, 0)).toBe(12 * 6);
+    // Past the retain period the heads let go: every sample from R2 alone.
+    await alarmsAt(tenant, NOW + 32 * MIN + DEFAULT_LIMITS.retainPeriodMs + MIN);
+    await onAll(tenant, (i) => expect(i.head.numSeries).toBe(0));
+    for (const stub of stubs(tenant)) await evictDurableObject(stub);
+    expect(asMap(await readAll(tenant))).toEqual(expected(d));
+  });
+
   it("serves all flushed data from R2 alone after every ingester's storage is wiped", async () => {
     const tenant = "flush-wipe";
     const d = data(100, 50, "wiped");

@@ -178,6 +178,8 @@ describe("log flush to R2", () => {
     expect((await stub(tenant).stats()).walRecords).toBe(0);
     await evictDurableObject(stub(tenant));
     expect(await readAll(tenant)).toEqual(expected(data));
+    // The last flush that wrote a block is kept in storage (the status page shows it after a restart).
+    expect((await stub(tenant).stats()).lastFlushAt).toBe(NOW + 32 * MIN);
   });
 
   it("an interrupted flush (block written, shard lost before marking) is read once and leaves one copy", async () => {
@@ -210,6 +212,38 @@ describe("log flush to R2", () => {
     const bs = await blocks(tenant);
     expect(bs).toHaveLength(1);
     expect(bs[0].meta.stats.numSamples).toBe(120);
+    expect(await readAll(tenant)).toEqual(expected(data));
+  });
+
+  it("a checkpoint that fails after the PUT loses nothing: the shard restarts from storage and flushes again", async () => {
+    const tenant = "lflush-cp-fail";
+    const data = [...lines(10, '{app="c1"}', 90, T0, 3), ...lines(11, '{app="c2"}', 30, T0, 7)];
+    await setClock(tenant, NOW);
+    await push(tenant, data);
+    type CpInst = { wal: { checkpoint: (parts: Uint8Array[]) => void } };
+    await onShard(tenant, (i) => {
+      const wal = (i as unknown as CpInst).wal;
+      wal.checkpoint = () => {
+        throw new Error("injected SQLite failure in the checkpoint");
+      };
+    });
+    // The PUT succeeds, the checkpoint (the WAL trim) does not: the alarm fails (the
+    // platform retries it) and the object is reset.
+    await expect(alarmAt(tenant, NOW + 31 * MIN)).rejects.toThrow(/the checkpoint after the PUT failed \(injected SQLite failure/);
+    expect(await blocks(tenant)).toHaveLength(1);
+    expect(await readAll(tenant)).toEqual(expected(data));
+    // Later flushes (the injected failure is gone with the reset object) must not lose the
+    // block's lines: the head was rebuilt from storage, where they are still unflushed.
+    expect(await alarmAt(tenant, NOW + 32 * MIN)).toBe(true);
+    expect(await readAll(tenant)).toEqual(expected(data));
+    const bs = await blocks(tenant);
+    expect(bs).toHaveLength(1);
+    expect(bs[0].meta.stats.numSamples).toBe(120);
+    expect((await stub(tenant).stats()).walRecords).toBe(0);
+    // Past the retain period the head lets go: every line from R2 alone.
+    await alarmAt(tenant, NOW + 32 * MIN + DEFAULT_LIMITS.retainPeriodMs + MIN);
+    await onShard(tenant, (i) => expect(i.head.numStreams).toBe(0));
+    await evictDurableObject(stub(tenant));
     expect(await readAll(tenant)).toEqual(expected(data));
   });
 

@@ -10,7 +10,7 @@
 
 import { logBlockKey, putLogBlock } from "../../storage/logs/blocks";
 import { writeLogBlock } from "../../storage/logs/block";
-import { dropInterruptedBlock, setFlushIntent, walRangeSinceCheckpoint } from "../flusher";
+import { afterPut, dropInterruptedBlock, setFlushIntent, walRangeSinceCheckpoint } from "../flusher";
 import type { Wal } from "../wal";
 import { collectLogFlush, dropRetainedLogs, markLogFlushed, type LogFlushRules } from "./flush";
 import type { LogHead } from "./head";
@@ -54,10 +54,14 @@ export async function flushLogHead(target: LogFlushTarget, rules: LogFlushRules,
   }
 
   // Confirmed (or nothing to write): synchronous from here, so these writes commit together.
-  markLogFlushed(plan, now);
-  const streamsDropped = dropRetainedLogs(head, now, rules);
-  if (plan.numChunks > 0 || streamsDropped > 0) wal.checkpoint(encodeLogCheckpoint(head));
-  setFlushIntent(wal, null);
+  // A failure in this section leaves memory ahead of storage: HeadDivergedError (../flusher).
+  let streamsDropped = 0;
+  afterPut(key, () => {
+    markLogFlushed(plan, now);
+    streamsDropped = dropRetainedLogs(head, now, rules);
+    if (plan.numChunks > 0 || streamsDropped > 0) wal.checkpoint(encodeLogCheckpoint(head));
+    setFlushIntent(wal, null);
+  });
   head.bytesEstimate = head.bytes();
   return { key, streams: plan.streams.length, chunks: plan.numChunks, entries, reasons: plan.reasons, streamsDropped };
 }
