@@ -54,6 +54,8 @@ export interface RateLimiterStats {
   discarded: { rate_limited: DiscardCounts };
   /** Pushes refused. */
   refusals: number;
+  /** take() calls since the object started (in memory): what leasing saves, for tests and the benchmark. */
+  takes: number;
   buckets: Record<string, { tokens: number; rate: number; burst: number }>;
 }
 
@@ -69,6 +71,7 @@ export class RateLimiter extends DurableObject<Env> {
   private readonly buckets = new Map<string, Bucket>();
   private discarded: DiscardCounts = { samples: 0, lines: 0, bytes: 0 };
   private refusals = 0;
+  private takes = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -86,6 +89,7 @@ export class RateLimiter extends DurableObject<Env> {
 
   /** Takes `amount` (and a lease) from every bucket, or nothing at all. */
   take(req: TakeRequest): TakeResult {
+    this.takes++;
     const now = Date.now();
     const buckets = req.buckets.map((b) => this.refill(b, now));
     for (let i = 0; i < buckets.length; i++) {
@@ -117,7 +121,7 @@ export class RateLimiter extends DurableObject<Env> {
     for (const [name, b] of this.buckets) {
       buckets[name] = { tokens: Math.floor(Math.min(b.burst, b.tokens + ((now - b.at) / 1000) * b.rate)), rate: b.rate, burst: b.burst };
     }
-    return { discarded: { rate_limited: { ...this.discarded } }, refusals: this.refusals, buckets };
+    return { discarded: { rate_limited: { ...this.discarded } }, refusals: this.refusals, takes: this.takes, buckets };
   }
 
   /** The bucket refilled to now, with the caller's (current) rate and burst: a limit change applies at once. */

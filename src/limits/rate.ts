@@ -29,8 +29,79 @@ interface Lease {
   asking: number;
 }
 
-/** `${tenant}\0${bucket}` -> tokens this isolate may spend without asking. */
-const leases = new Map<string, Lease>();
+/**
+ * One isolate's leases: `${tenant}\0${bucket}` -> tokens it may spend without asking.
+ * A class (one instance per isolate, isolateLeases) so that a test can stand in for
+ * several isolates sharing one RateLimiter.
+ */
+export class LeaseBook {
+  private readonly leases = new Map<string, Lease>();
+
+  /** null when admitted; the limiter's answer when refused. */
+  async admit(env: Env, tenant: string, takes: BucketTake[], discard: DiscardCounts): Promise<TakeResult | null> {
+    const now = Date.now();
+    const local: Lease[] = [];
+    let covered = true;
+    for (const t of takes) {
+      const k = `${tenant}\u0000${t.name}`;
+      let lease = this.leases.get(k);
+      if (lease === undefined) {
+        if (this.leases.size >= MAX_LEASES) this.prune(now);
+        lease = { tokens: 0, expires: 0, asking: 0 };
+        this.leases.set(k, lease);
+      } else if (lease.expires <= now) {
+        // Unspent tokens of an expired lease are dropped: that is the early-refusal side of
+        // the tolerance. Reset in place: a call in flight holds this object and settles
+        // `asking` and its leased tokens on it (a new object would keep `asking` > 0
+        // forever, and every later push would ask without a lease).
+        lease.tokens = 0;
+        lease.expires = 0;
+      }
+      local.push(lease);
+      if (lease.tokens < t.amount) covered = false;
+    }
+    if (covered) {
+      for (let i = 0; i < takes.length; i++) local[i].tokens -= takes[i].amount;
+      return null;
+    }
+    const asked = takes.map((t, i) => (local[i].asking++ > 0 ? { ...t, lease: 0 } : t));
+    let result: TakeResult;
+    try {
+      result = await limiter(env, tenant).take({ buckets: asked, discard });
+    } catch (e) {
+      // Retryable: nothing was written and nothing is acked.
+      throw new HttpError(503, `the ingestion rate limiter of tenant ${tenant} is unavailable (retry): ${(e as Error).message}`, { "Retry-After": "1" });
+    } finally {
+      for (const l of local) l.asking--;
+    }
+    if (!result.ok) return result;
+    const expires = Date.now() + LEASE_TTL_MS;
+    for (let i = 0; i < takes.length; i++) {
+      if (result.leased[i] > 0) {
+        local[i].tokens += result.leased[i];
+        local[i].expires = expires;
+      }
+    }
+    return null;
+  }
+
+  /** Leases held, for tests. */
+  tokens(tenant: string, bucket: string): number {
+    const l = this.leases.get(`${tenant}\u0000${bucket}`);
+    return l === undefined || l.expires <= Date.now() ? 0 : l.tokens;
+  }
+
+  /** Forgets expired leases nobody is asking about (one entry per tenant and browser key otherwise stays for the isolate's life). */
+  private prune(now: number): void {
+    for (const [k, l] of this.leases) if (l.expires <= now && l.asking === 0) this.leases.delete(k);
+  }
+}
+
+/** Entries before a LeaseBook prunes expired ones. */
+const MAX_LEASES = 10_000;
+
+/** This isolate's leases. */
+const isolateLeases = new LeaseBook();
 
 function leaseSize(rate: number, burst: number): number {
   return Math.floor(Math.min(rate * LEASE_FRACTION, burst * LEASE_FRACTION));
@@ -41,11 +112,11 @@ function limiter(env: Env, tenant: string) {
 }
 
 /** Mimir's ingestion rate limit on the valid samples of a remote write push; throws 429 when exceeded. */
-export async function admitSamples(env: Env, tenant: string, limits: Limits, samples: number): Promise<void> {
+export async function admitSamples(env: Env, tenant: string, limits: Limits, samples: number, book: LeaseBook = isolateLeases): Promise<void> {
   if (samples <= 0 || limits.ingestionRate <= 0) return;
   const rate = limits.ingestionRate;
   const burst = limits.ingestionBurstSize;
-  const refused = await admit(env, tenant, [{ name: "samples", rate, burst, amount: samples, lease: leaseSize(rate, burst) }], { samples, lines: 0, bytes: 0 });
+  const refused = await book.admit(env, tenant, [{ name: "samples", rate, burst, amount: samples, lease: leaseSize(rate, burst) }], { samples, lines: 0, bytes: 0 });
   if (refused === null) return;
   const head = `ingestion rate limit exceeded for tenant ${tenant}: this push holds ${samples} valid samples; the limit is ${rate} samples/s with a burst of ${burst} (ingestionRate, ingestionBurstSize), across all Workers (${Reason.RateLimited})`;
   throw tooMany(refused, head, samples, burst, "raise ingestionBurstSize or send smaller pushes (Prometheus queue_config.max_samples_per_send)");
@@ -55,7 +126,7 @@ export async function admitSamples(env: Env, tenant: string, limits: Limits, sam
  * Loki's ingestion rate limit on a log push's bytes (lines and structured metadata),
  * and the browser key's own limit when the request came with one; throws 429.
  */
-export async function admitLogs(request: Request, env: Env, tenant: string, limits: Limits, lines: number, bytes: number): Promise<void> {
+export async function admitLogs(request: Request, env: Env, tenant: string, limits: Limits, lines: number, bytes: number, book: LeaseBook = isolateLeases): Promise<void> {
   if (bytes <= 0) return;
   const takes: BucketTake[] = [];
   if (limits.logIngestionRateBytes > 0) {
@@ -68,7 +139,7 @@ export async function admitLogs(request: Request, env: Env, tenant: string, limi
     takes.push({ name: `browserKey:${key.id}`, rate: key.bytesPerSecond, burst: key.burstBytes, amount: bytes, lease: leaseSize(key.bytesPerSecond, key.burstBytes) });
   }
   if (takes.length === 0) return;
-  const refused = await admit(env, tenant, takes, { samples: 0, lines, bytes });
+  const refused = await book.admit(env, tenant, takes, { samples: 0, lines, bytes });
   if (refused === null) return;
   const b = takes[refused.refused];
   const head =
@@ -82,47 +153,6 @@ export async function admitLogs(request: Request, env: Env, tenant: string, limi
 /** The tenant's rate-limit refusals (reason rate_limited) and buckets, for /metrics. */
 export function rateLimiterStats(env: Env, tenant: string): Promise<RateLimiterStats> {
   return limiter(env, tenant).stats();
-}
-
-/** null when admitted; the limiter's answer when refused. */
-async function admit(env: Env, tenant: string, takes: BucketTake[], discard: DiscardCounts): Promise<TakeResult | null> {
-  const now = Date.now();
-  const local: Lease[] = [];
-  let covered = true;
-  for (const t of takes) {
-    const k = `${tenant}\u0000${t.name}`;
-    let lease = leases.get(k);
-    if (lease === undefined || lease.expires <= now) {
-      // Unspent tokens of an expired lease are dropped: that is the early-refusal side of the tolerance.
-      lease = { tokens: 0, expires: 0, asking: lease?.asking ?? 0 };
-      leases.set(k, lease);
-    }
-    local.push(lease);
-    if (lease.tokens < t.amount) covered = false;
-  }
-  if (covered) {
-    for (let i = 0; i < takes.length; i++) local[i].tokens -= takes[i].amount;
-    return null;
-  }
-  const asked = takes.map((t, i) => (local[i].asking++ > 0 ? { ...t, lease: 0 } : t));
-  let result: TakeResult;
-  try {
-    result = await limiter(env, tenant).take({ buckets: asked, discard });
-  } catch (e) {
-    // Retryable: nothing was written and nothing is acked.
-    throw new HttpError(503, `the ingestion rate limiter of tenant ${tenant} is unavailable (retry): ${(e as Error).message}`, { "Retry-After": "1" });
-  } finally {
-    for (const l of local) l.asking--;
-  }
-  if (!result.ok) return result;
-  const expires = Date.now() + LEASE_TTL_MS;
-  for (let i = 0; i < takes.length; i++) {
-    if (result.leased[i] > 0) {
-      local[i].tokens += result.leased[i];
-      local[i].expires = expires;
-    }
-  }
-  return null;
 }
 
 function tooMany(r: TakeResult, head: string, amount: number, burst: number, fix: string): HttpError {

@@ -9,6 +9,9 @@
 import { SELF, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { post, pushV1, readAll } from "./helpers";
+import { LeaseBook, admitSamples } from "../../src/limits/rate";
+import { DEFAULT_LIMITS, type Limits } from "../../src/config/limits";
+import { HttpError } from "../../src/http/errors";
 
 const RATE = 100;
 const BURST = 500;
@@ -166,5 +169,59 @@ describe("max series per tenant", () => {
       { tenant: "series_small" },
     );
     expect(again.status, await again.text()).toBe(204);
+  });
+});
+
+// Several isolates share one tenant's RateLimiter: each LeaseBook below stands for one
+// isolate's leases (src/limits/rate.ts), calling the real Durable Object.
+describe("rate limit leases across isolates", () => {
+  const limiterOf = (tenant: string) => env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenant));
+  const limitsOf = (rate: number, burst: number): Limits => ({ ...DEFAULT_LIMITS, ingestionRate: rate, ingestionBurstSize: burst });
+
+  it("keeps leasing after a burst of concurrent pushes (one limiter call per lease, not per push)", async () => {
+    const tenant = "rl_lease_burst";
+    const limits = limitsOf(10_000, 200_000); // Mimir's defaults: a lease is 1,000 samples
+    const book = new LeaseBook();
+    // 20 pushes at once: none is covered yet, so each asks (only the first for a lease).
+    await Promise.all(Array.from({ length: 20 }, () => admitSamples(env, tenant, limits, 10, book)));
+    const afterBurst = (await limiterOf(tenant).stats()).takes;
+    expect(afterBurst).toBe(20);
+    // Then 50 pushes of 10 samples, one after another: 500 samples, within the lease the
+    // burst's first call took (1,000), so at most one more call to the limiter.
+    for (let i = 0; i < 50; i++) await admitSamples(env, tenant, limits, 10, book);
+    expect((await limiterOf(tenant).stats()).takes - afterBurst).toBeLessThanOrEqual(1);
+    expect(book.tokens(tenant, "samples")).toBeGreaterThanOrEqual(1000 - 500 - 10);
+  });
+
+  it("holds the tolerance with three isolates pushing at once", async () => {
+    const tenant = "rl_three_isolates";
+    const RATE3 = 100;
+    const BURST3 = 500;
+    const PUSH = 20;
+    const LEASE3 = Math.floor(Math.min(RATE3 * 0.1, BURST3 * 0.1));
+    const limits = limitsOf(RATE3, BURST3);
+    const books = [new LeaseBook(), new LeaseBook(), new LeaseBook()];
+    const t0 = Date.now();
+    const outcomes = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        admitSamples(env, tenant, limits, PUSH, books[i % 3]).then(
+          () => true,
+          (e: unknown) => {
+            expect(e).toBeInstanceOf(HttpError);
+            expect((e as HttpError).status).toBe(429);
+            return false;
+          },
+        ),
+      ),
+    );
+    const elapsedS = (Date.now() - t0) / 1000;
+    const admitted = outcomes.filter(Boolean).length * PUSH;
+    // Never more than rate x time + burst. Refused early by at most what the isolates hold
+    // unspent (each: less than one push plus one lease) and what is left in the bucket (less than a push).
+    expect(admitted).toBeLessThanOrEqual(RATE3 * elapsedS + BURST3);
+    expect(admitted).toBeGreaterThanOrEqual(BURST3 - books.length * (LEASE3 + PUSH) - PUSH);
+    expect(outcomes).toContain(false);
+    const stats = await limiterOf(tenant).stats();
+    expect(stats.refusals).toBe(outcomes.filter((o) => !o).length);
   });
 });
