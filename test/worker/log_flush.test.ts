@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { DEFAULT_LIMITS } from "../../src/config/limits";
 import { listLogBlocks } from "../../src/storage/logs/blocks";
+import { logChunkBlocks } from "../../src/storage/logs/chunk";
 import { logIndexStats, logLabelNames, logLabelValues, logSeries, selectLogs } from "../../src/querier/logs/select";
 import { Semaphore } from "../../src/model/concurrency";
 import { mulberry32 } from "../support/prng";
@@ -121,6 +122,74 @@ describe("log flush to R2", () => {
     // And a second eviction replays the same checkpoint + WAL again.
     await evictDurableObject(stub(tenant));
     expect(await readAll(tenant)).toEqual(expected([...first, ...second]));
+  });
+
+  it("replays a checkpoint larger than one SQLite row (STREAMS fragments)", async () => {
+    const tenant = "lflush-big-checkpoint";
+    await setClock(tenant, NOW);
+    // About 4 MB of lines that compress poorly stay in open chunks (a large target size),
+    // so the checkpoint's snapshots of them cannot fit one 2 MB row.
+    const big: Partial<LogShardLimits> = { chunkTargetSize: 64 * 1024 * 1024 };
+    const rand = mulberry32(12);
+    const noisy: Streams = Array.from({ length: 4 }, (_, k): [string, Entry[]] => [
+      `{app="big", part="${k}"}`,
+      Array.from({ length: 1000 }, (_, j): Entry => [T0 + j, 0, Array.from({ length: 40 }, () => rand().toString(36).slice(2)).join(" ")]),
+    ]);
+    const aged: Streams = [['{app="aged"}', [[T0, 0, "start"], [T0 + 2 * HOUR + 1, 0, "past max age"]]]];
+    await push(tenant, [...noisy, ...aged], big);
+    // The flush uploads the one closed chunk and checkpoints every open one.
+    await alarmAt(tenant, NOW);
+    expect(await blocks(tenant)).toHaveLength(1);
+    let parts = 0;
+    await onShard(tenant, (i, state) => {
+      expect(i.wal.records).toBe(0);
+      parts = state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM checkpoint").one().n;
+    });
+    expect(parts).toBeGreaterThan(1);
+    await evictDurableObject(stub(tenant));
+    expect(await readAll(tenant)).toEqual(expected([...noisy, ...aged]));
+    // The push rules' state came back with it: the newest entry again is a duplicate.
+    const last = noisy[3][1][999];
+    expect(await push(tenant, [[noisy[3][0], [last]]], big)).toMatchObject({ accepted: 0, duplicates: 1 });
+  });
+
+  it("with the default rules, cuts blocks at 256 KiB uncompressed and closes chunks at 1.5 MB compressed", async () => {
+    const tenant = "lflush-defaults";
+    const rand = mulberry32(14);
+    // Lines of random words: about 3.6 MB raw that compress poorly, so the chunk passes the target size.
+    const entries = Array.from({ length: 9000 }, (_, j): Entry => [T0 + j, 0, Array.from({ length: 50 }, () => rand().toString(36).slice(2, 9)).join(" ")]);
+    await push(tenant, [['{app="defaults"}', entries]]);
+    const [startMs, startNs, endMs, endNs] = ALL;
+    const sel = await stub(tenant).selectLogs({ tenant, shard: 0, matchers: [eq("app", "defaults")], startMs, startNs, endMs, endNs });
+    const chunks = sel[0].chunks;
+    expect(chunks.length).toBeGreaterThan(1);
+    const closed = chunks[0];
+    const blocks = logChunkBlocks(closed);
+    // Every block but the last of a closed chunk was cut when its lines reached 256 KiB
+    // (rawLen adds each entry's timestamp and length framing, at most 16 bytes).
+    for (const b of blocks.slice(0, -1)) {
+      expect(b.rawLen).toBeGreaterThanOrEqual(DEFAULT_LIMITS.logChunkBlockSize);
+      expect(b.rawLen).toBeLessThan(DEFAULT_LIMITS.logChunkBlockSize + 400 + 16 * b.entries);
+    }
+    // The chunk closed once its compressed blocks reached Loki's chunk_target_size (1.5 MB).
+    const compressed = blocks.reduce((n, b) => n + (b.dataEnd - b.dataAt), 0);
+    expect(DEFAULT_LIMITS.logChunkTargetSize).toBe(1_572_864);
+    expect(compressed).toBeGreaterThanOrEqual(DEFAULT_LIMITS.logChunkTargetSize - DEFAULT_LIMITS.logChunkBlockSize);
+    expect(compressed).toBeLessThan(DEFAULT_LIMITS.logChunkTargetSize + DEFAULT_LIMITS.logChunkBlockSize);
+    expect(await readAll(tenant)).toEqual(expected([['{app="defaults"}', entries]]));
+  });
+
+  it("refuses to serve from a WAL row whose checksum is wrong, rather than serve wrong data", async () => {
+    const tenant = "lflush-corrupt-wal";
+    await push(tenant, lines(13, '{app="c"}', 20, T0, 5));
+    await onShard(tenant, (_i, state) => {
+      const row = state.storage.sql.exec<{ seq: number; rec: ArrayBuffer }>("SELECT seq, rec FROM wal ORDER BY seq DESC LIMIT 1").one();
+      const bytes = new Uint8Array(row.rec.slice(0));
+      bytes[bytes.length - 3] ^= 0x40;
+      state.storage.sql.exec("UPDATE wal SET rec = ? WHERE seq = ?", bytes, row.seq);
+    });
+    await evictDurableObject(stub(tenant));
+    await expect(readAll(tenant)).rejects.toThrow(/corrupt log WAL record: checksum [0-9a-f]+ does not match/);
   });
 
   it("serves every acked entry from R2 alone after the shard's storage is wiped", async () => {
