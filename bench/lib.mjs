@@ -220,8 +220,10 @@ const WRANGLER_ENV = { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR:
  * Bundles the Worker once (`wrangler deploy --dry-run`) and runs that bundle with
  * --no-bundle: `wrangler dev` would otherwise watch src/ and restart workerd on any
  * edit made while the benchmark runs, which would skew (and lose) the CPU figures.
+ * `vars` ({NAME: value}) are passed as `--var NAME:value`, over wrangler.toml's [vars]
+ * (wrangler splits at the first colon, so values may hold colons, e.g. LIMITS JSON).
  */
-export async function startWrangler() {
+export async function startWrangler({ vars = {} } = {}) {
   const dir = tempDir("edge-ingester-bench");
   const persistDir = join(dir, "state");
   mkdirSync(persistDir, { recursive: true });
@@ -244,6 +246,7 @@ export async function startWrangler() {
       "dev", entry, "--no-bundle", "--config", config,
       "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort),
       "--persist-to", persistDir, "--show-interactive-dev-session=false",
+      ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
     ],
     join(dir, "wrangler.log"),
     WRANGLER_ENV,

@@ -12,12 +12,28 @@
 // BENCH_LOG_BATCH_BYTES (raw bytes per request, 1 MiB as promtail's batch_size),
 // BENCH_CONCURRENCY (requests in flight, 4), BENCH_QUERY_RUNS (5), BENCH_KEEP=1.
 //
-// Printed: raw MB/s (line bytes per wall second), raw MB per CPU-second of all the
-// runtime's processes (wrangler's node + workerd), bytes per line in R2, the
-// compression ratio (raw line bytes / R2 block bytes), and query latencies. Anchors:
-// Loki's chunk compression is about 10x (snappy) to 18x (gzip) on its test logs; its
-// sizing guide plans 2 to 4 MB/s per distributor core.
+// The workload is deterministic: line content comes from a seeded PRNG, and the times
+// written into lines are offsets from a fixed base (LINE_BASE_MS), so every run pushes
+// the same bytes (the printed workload sha256 says so). Only the entries' timestamps
+// move: the same offsets from a recent, minute-aligned anchor, so that every entry is
+// inside the max age and the queries "over the last hour" select all of them.
+//
+// The bench tenants get limits far above what one machine can push (BENCH_LIMITS
+// below, passed to wrangler dev as the LIMITS var): with Loki's defaults (4 MiB/s,
+// burst 6 MiB) the MB/s figure would measure the rate limiter, not the ingester. The
+// rate limiter stays in the path (leases), it just never refuses. Pushes answered 429
+// or 5xx are retried with backoff and counted (printed); one that still fails after
+// its retries ends the run with a non-zero exit, as does a query answering other
+// counts than were pushed.
+//
+// Printed: raw MB/s (line bytes per wall second), raw MB per CPU-second of workerd
+// (the runtime's processes; also over wrangler's node processes + workerd), bytes per
+// line in R2, the compression ratio (raw line bytes / R2 block bytes), 429/5xx
+// answers, and query latencies. Anchors: Loki's chunk compression is about 10x
+// (snappy) to 18x (gzip) on its test logs; its sizing guide plans 2 to 4 MB/s per
+// distributor core.
 
+import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import protobuf from "protobufjs";
@@ -35,6 +51,21 @@ const BATCH_BYTES = envInt("BENCH_LOG_BATCH_BYTES", 1 << 20);
 const CONCURRENCY = envInt("BENCH_CONCURRENCY", 4);
 const RUNS = envInt("BENCH_QUERY_RUNS", 5);
 installCleanup({ keep: process.env.BENCH_KEEP === "1", timeoutS: envInt("BENCH_TIMEOUT_S", 900) });
+
+const TENANTS = { protobuf: "bench-logs-pb", json: "bench-logs-json" };
+const GiB = 2 ** 30;
+/**
+ * Per-tenant limits for the bench tenants (docs/configuration.md): a log ingestion
+ * rate and burst no single machine reaches, so no push waits for tokens, and a head
+ * cap per shard that a larger BENCH_LOG_LINES cannot reach before the final flush.
+ */
+const BENCH_LIMITS = {
+  logIngestionRateBytes: GiB,
+  logIngestionBurstBytes: GiB,
+  maxHeadBytesPerShard: 512 * 2 ** 20,
+};
+/** Line times are offsets from this fixed instant, so line content does not depend on when the bench runs. */
+const LINE_BASE_MS = Date.UTC(2026, 0, 15, 12, 0, 0);
 
 function mulberry32(seed) {
   return () => {
@@ -68,12 +99,19 @@ function clf(ms) {
   return `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
 }
 
-/** Streams: half nginx access logs, half JSON app logs; lines spread over the last hour. */
+/**
+ * Streams: half nginx access logs, half JSON app logs; lines spread over the last hour.
+ * Entry i of a stream is at offset floor(SPAN * i / perStream) from `start` (its
+ * timestamp) and from LINE_BASE_MS (the time written in its line).
+ */
 function buildWorkload() {
   const rand = mulberry32(0x10c5);
-  const now = Date.now();
-  const start = now - 3600_000;
-  const end = now - 60_000;
+  const SPAN = 3540_000;
+  // A minute-aligned anchor a minute or two back: entries are recent (inside the max
+  // age, before now), and their offsets from the minute grid are the same every run.
+  const end = Math.floor(Date.now() / 60_000) * 60_000 - 60_000;
+  const start = end - SPAN;
+  const digest = createHash("sha256");
   const streams = [];
   for (let s = 0; s < STREAMS; s++) {
     const access = s % 2 === 0;
@@ -86,7 +124,9 @@ function buildWorkload() {
   let access500 = 0;
   for (const st of streams) {
     for (let i = 0; i < perStream && lines < LINES; i++, lines++) {
-      const ms = Math.floor(start + ((end - start) * i) / perStream);
+      const offset = Math.floor((SPAN * i) / perStream);
+      const ms = start + offset;
+      const lineMs = LINE_BASE_MS + offset;
       const ns = Math.floor(rand() * 1e6);
       let line;
       if (st.access) {
@@ -94,12 +134,12 @@ function buildWorkload() {
         const path = PATHS[Math.floor(rand() * PATHS.length)].replace("{id}", String(Math.floor(rand() * 100000))).replace("{q}", Math.floor(rand() * 1e6).toString(36));
         const status = STATUSES[Math.floor(rand() * STATUSES.length)];
         if (status === 500) access500++;
-        line = `${ip} - - [${clf(ms)}] "${rand() < 0.8 ? "GET" : "POST"} ${path} HTTP/1.1" ${status} ${Math.floor(rand() * 50000)} "-" "${AGENTS[Math.floor(rand() * AGENTS.length)]}" ${(rand() * 0.5).toFixed(3)}`;
+        line = `${ip} - - [${clf(lineMs)}] "${rand() < 0.8 ? "GET" : "POST"} ${path} HTTP/1.1" ${status} ${Math.floor(rand() * 50000)} "-" "${AGENTS[Math.floor(rand() * AGENTS.length)]}" ${(rand() * 0.5).toFixed(3)}`;
       } else {
         const level = LEVELS[Math.floor(rand() * LEVELS.length)];
         if (level === "error") appErrors++;
         line = JSON.stringify({
-          ts: new Date(ms).toISOString(),
+          ts: new Date(lineMs).toISOString(),
           level,
           msg: MSGS[Math.floor(rand() * MSGS.length)],
           trace_id: Math.floor(rand() * 2 ** 52).toString(16).padStart(16, "0"),
@@ -110,9 +150,12 @@ function buildWorkload() {
       }
       st.entries.push({ ms, ns, line });
       rawBytes += Buffer.byteLength(line);
+      digest.update(`${offset}.${ns} ${line}\n`);
     }
   }
-  return { streams, rawBytes, lines, appErrors, access500, start, end };
+  // What makes the pushed bytes: every line and its offset, in stream order (not the anchor).
+  const sha256 = digest.update(JSON.stringify(streams.map((st) => st.labels))).digest("hex");
+  return { streams, rawBytes, lines, appErrors, access500, start, end, sha256 };
 }
 
 /** Requests of about BATCH_BYTES raw line bytes, each holding a slice of every stream (as a client batches). */
@@ -204,26 +247,40 @@ function lokiEquivalent(w) {
 // Push and measure
 // ---------------------------------------------------------------------------------
 
+const MAX_ATTEMPTS = 6;
+
+/**
+ * Sends every request, CONCURRENCY in flight. A 429 or 5xx answer is counted and the
+ * request retried (backoff 100 ms doubling) up to MAX_ATTEMPTS times; any other
+ * answer but 204, or a request still refused after its retries, counts as failed.
+ */
 async function push(wr, tenant, requests) {
   const before = cpuSnapshot(wr.pids());
   const t0 = process.hrtime.bigint();
   let next = 0;
   let failed = 0;
   let firstError = null;
+  const answers = { 429: 0, "5xx": 0 };
+  let first429 = null;
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < requests.length) {
         const req = requests[next++];
-        for (let attempt = 0; ; attempt++) {
+        for (let attempt = 1; ; attempt++) {
           const res = await fetch(`${wr.url}/loki/api/v1/push`, { method: "POST", body: req.body, headers: { ...req.headers, "X-Scope-OrgID": tenant }, signal: AbortSignal.timeout(120_000) });
           const text = await res.text();
           if (res.status === 204) break;
-          if ((res.status === 429 || res.status >= 500) && attempt < 5) {
-            await sleep(100 * 2 ** attempt);
+          const retryable = res.status === 429 || res.status >= 500;
+          if (res.status === 429) {
+            answers[429]++;
+            first429 ??= text.slice(0, 300);
+          } else if (res.status >= 500) answers["5xx"]++;
+          if (retryable && attempt < MAX_ATTEMPTS) {
+            await sleep(100 * 2 ** (attempt - 1));
             continue;
           }
           failed++;
-          firstError ??= `HTTP ${res.status}: ${text.slice(0, 300)}`;
+          firstError ??= `HTTP ${res.status} after ${attempt} attempt(s): ${text.slice(0, 300)}`;
           break;
         }
       }
@@ -234,7 +291,9 @@ async function push(wr, tenant, requests) {
   const d = cpuDelta(before, cpuSnapshot(wr.pids()));
   const rawBytes = requests.reduce((n, r) => n + r.rawBytes, 0);
   const wireBytes = requests.reduce((n, r) => n + r.body.length, 0);
-  return { wallS, cpuS: d.total, byComm: d.byComm, rawBytes, wireBytes, requests: requests.length, failed, firstError };
+  // workerd runs the Worker and the Durable Objects; wrangler's node processes only proxy.
+  const workerdS = Object.entries(d.byComm).reduce((n, [comm, s]) => n + (comm.includes("workerd") ? s : 0), 0);
+  return { wallS, cpuS: d.total, workerdS, byComm: d.byComm, rawBytes, wireBytes, requests: requests.length, failed, firstError, answers, first429 };
 }
 
 async function getJson(url, headers) {
@@ -273,15 +332,17 @@ async function main() {
   const reqs = batches(w);
   const pb = encodeProtobuf(reqs);
   const js = encodeJsonGzip(reqs);
-  log(`bench/logs: ${fmt(w.rawBytes / 1e6, 1)} MB of lines in ${reqs.length} requests; protobuf+snappy ${fmt(pb.reduce((n, r) => n + r.body.length, 0) / 1e6, 1)} MB, gzip JSON ${fmt(js.reduce((n, r) => n + r.body.length, 0) / 1e6, 1)} MB on the wire`);
+  log(`bench/logs: ${fmt(w.rawBytes / 1e6, 1)} MB of lines in ${reqs.length} requests; protobuf+snappy ${fmt(pb.reduce((n, r) => n + r.body.length, 0) / 1e6, 1)} MB, gzip JSON ${fmt(js.reduce((n, r) => n + r.body.length, 0) / 1e6, 1)} MB on the wire; workload sha256 ${w.sha256.slice(0, 16)}`);
 
-  const wr = await startWrangler();
-  log(`bench/logs: wrangler dev on ${wr.url}`);
+  const limits = Object.fromEntries(Object.values(TENANTS).map((t) => [t, BENCH_LIMITS]));
+  const wr = await startWrangler({ vars: { LIMITS: JSON.stringify(limits) } });
+  log(`bench/logs: wrangler dev on ${wr.url}, LIMITS ${JSON.stringify(BENCH_LIMITS)} for ${Object.values(TENANTS).join(", ")}`);
   const runs = [];
-  for (const [name, tenant, requests] of [["protobuf + snappy", "bench-logs-pb", pb], ["gzip JSON", "bench-logs-json", js]]) {
+  for (const [name, tenant, requests] of [["protobuf + snappy", TENANTS.protobuf, pb], ["gzip JSON", TENANTS.json, js]]) {
     log(`bench/logs: pushing ${name}…`);
     const r = await push(wr, tenant, requests);
-    if (r.failed) throw new Error(`${r.failed} ${name} requests failed; first: ${r.firstError}`);
+    log(`bench/logs: ${name}: ${r.requests} requests in ${fmt(r.wallS, 2)} s; answers 429: ${r.answers[429]}, 5xx: ${r.answers["5xx"]} (retried); failed after retries: ${r.failed}`);
+    if (r.failed) throw new Error(`bench/logs: ${r.failed} of ${r.requests} ${name} pushes failed after ${MAX_ATTEMPTS} attempts (429: ${r.answers[429]}, 5xx: ${r.answers["5xx"]} answers in all); first: ${r.firstError}`);
     runs.push({ name, tenant, ...r });
   }
 
@@ -296,10 +357,12 @@ async function main() {
     storage.push({ tenant: run.tenant, blocks: blocks.length, bytes });
   }
 
-  // Queries over the last hour of the protobuf tenant (the JSON tenant holds the same lines).
+  // Queries over the last hour of the protobuf tenant (the JSON tenant holds the same
+  // lines): from a minute before the first entry to a minute after the last (<= now),
+  // so the range, the steps and the answers are the same every run.
   const tenant = runs[0].tenant;
   const startNs = String(w.start - 60_000) + "000000";
-  const endNs = String(Date.now()) + "000000";
+  const endNs = String(w.end + 60_000) + "000000";
   const filter = await timeQuery(wr, tenant, "/loki/api/v1/query_range", { query: '{job="nginx"} |= "\\" 500 "', start: startNs, end: endNs, limit: "1000", direction: "backward" });
   const count = await timeQuery(wr, tenant, "/loki/api/v1/query_range", { query: 'sum by (job) (count_over_time({env="prod"} |= "error" [1m]))', start: startNs, end: endNs, step: "60" });
   const filterLines = filter.data.result.reduce((n, s) => n + s.values.length, 0);
@@ -308,15 +371,31 @@ async function main() {
   const lines = [];
   lines.push("");
   lines.push(`Logs: ${fmt(w.lines)} lines, ${fmt(w.rawBytes / 1e6, 1)} MB raw, ${STREAMS} streams (nginx access + JSON app logs), ${fmt(BATCH_BYTES / 1024)} KiB raw per request, ${CONCURRENCY} in flight`);
-  const rows = [["push", "raw MB/s", "raw MB per CPU-s", "wire MB", "CPU-s (all runtime processes)", "R2 bytes/line", "compression (raw/R2)"]];
+  lines.push(`Workload sha256 ${w.sha256} (same lines every run); bench tenants' LIMITS ${JSON.stringify(BENCH_LIMITS)}`);
+  const rows = [["push", "raw MB/s", "raw MB per workerd CPU-s", "raw MB per CPU-s (node + workerd)", "wire MB", "workerd CPU-s", "R2 bytes/line", "compression (raw/R2)", "429 / 5xx answers (retried)"]];
   runs.forEach((r, i) => {
     const st = storage[i];
-    rows.push([r.name, fmt(r.rawBytes / 1e6 / r.wallS, 2), fmt(r.rawBytes / 1e6 / r.cpuS, 2), fmt(r.wireBytes / 1e6, 1), fmt(r.cpuS, 2), fmt(st.bytes / w.lines, 1), `${fmt(r.rawBytes / st.bytes, 1)}×`]);
+    rows.push([
+      r.name,
+      fmt(r.rawBytes / 1e6 / r.wallS, 2),
+      fmt(r.rawBytes / 1e6 / r.workerdS, 2),
+      fmt(r.rawBytes / 1e6 / r.cpuS, 2),
+      fmt(r.wireBytes / 1e6, 1),
+      fmt(r.workerdS, 2),
+      fmt(st.bytes / w.lines, 1),
+      `${fmt(r.rawBytes / st.bytes, 1)}×`,
+      `${r.answers[429]} / ${r.answers["5xx"]}`,
+    ]);
   });
   lines.push(table(rows));
   const loki = lokiEquivalent(w);
-  lines.push(`Anchors: Loki chunks ≈ 10× (snappy) to 18× (gzip) on Loki's test logs; on these lines Loki's codecs would give ${fmt(loki.snappy, 1)}× (snappy) and ${fmt(loki.gzip, 1)}× (gzip -6) over 256 KiB blocks, lines only. Loki sizing ≈ 2-4 MB/s per distributor core.`);
+  lines.push(`Anchors: Loki chunks ≈ 10× (snappy) to 18× (gzip) on Loki's test logs; on these lines Loki's codecs would give ${fmt(loki.snappy, 1)}× (snappy) and ${fmt(loki.gzip, 1)}× (gzip -6) over 256 KiB blocks, lines only. Loki sizing ≈ 2-4 MB/s per distributor core (compare raw MB per workerd CPU-s).`);
   lines.push(`R2 objects: ${storage.map((s) => `${s.tenant} ${s.blocks} blocks, ${fmt(s.bytes / 1e6, 2)} MB`).join("; ")}`);
+  lines.push(`CPU-s by process: ${runs.map((r) => `${r.name}: ${Object.entries(r.byComm).map(([c, s]) => `${c} ${fmt(s, 2)}`).join(", ")}`).join("; ")}`);
+  for (const r of runs) {
+    if (r.answers[429] > 0) lines.push(`WARNING: ${r.name} got ${r.answers[429]} answers 429 despite the bench LIMITS; its MB/s includes waiting for the rate limiter. First: ${r.first429}`);
+    if (r.answers["5xx"] > 0) lines.push(`WARNING: ${r.name} got ${r.answers["5xx"]} 5xx answers (retried with backoff): its MB/s includes the retries.`);
+  }
   lines.push("");
   lines.push(table([
     ["query over the last hour (query_range)", "cold ms", `median of ${RUNS} ms`, "result"],
@@ -325,6 +404,10 @@ async function main() {
   ]));
   console.log(lines.join("\n"));
   await wr.stop();
+  const wantFilter = Math.min(1000, w.access500);
+  if (filterLines !== wantFilter || countTotal !== w.appErrors) {
+    throw new Error(`bench/logs: queries answered ${filterLines} filtered lines (pushed ${wantFilter}) and counted ${countTotal} error lines (pushed ${w.appErrors}): the figures above are not of a correct run`);
+  }
 }
 
 main().catch((e) => {
