@@ -274,7 +274,7 @@ describe("Loki HTTP API", () => {
       return n;
     }
 
-    it("sends history first (forward, limited), then live entries through the pipeline; closing ends every shard socket", async () => {
+    it("sends history first (the newest `limit` entries, oldest first), then live entries through the pipeline; closing ends every shard socket", async () => {
       const t0 = NOW_MS;
       const stream = { app: "tail", env: "test" };
       const other = { app: "tail", env: "other" };
@@ -291,13 +291,14 @@ describe("Loki HTTP API", () => {
       const closed = new Promise<void>((resolve) => ws.addEventListener("close", () => resolve()));
       ws.accept();
 
-      // History: the first `limit` matching entries from `start`, oldest first, through the pipeline.
+      // History: of the matching entries since `start` (old1, old3, old4) the newest `limit`
+      // (Loki's Querier.Tail queries backward with the limit), sent oldest first, through the pipeline.
       const labels = (msg: string) => ({ ...stream, level: "info", msg });
       expect(await received(messages, 1)).toEqual([
         {
           streams: [
-            { stream: labels("old1"), values: [[ns(t0), "old1"]] },
             { stream: labels("old3"), values: [[ns(t0 + 2000), "old3"]] },
+            { stream: labels("old4"), values: [[ns(t0 + 3000), "old4"]] },
           ],
           dropped_entries: null,
         },
@@ -320,6 +321,23 @@ describe("Loki HTTP API", () => {
       for (let i = 0; i < 500 && (await tailers()) > 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(await tailers()).toBe(0);
     });
+    it("history of one stream: its newest `limit` entries in ascending order", async () => {
+      const t0 = NOW_MS + 200_000;
+      const stream = { app: "tail-hist" };
+      const values: [string, string][] = Array.from({ length: 6 }, (_, i) => [ns(t0 + i * 1000, i), `line ${i}`]);
+      await pushTo([{ stream, values }]);
+      const url = `http://ingester/loki/api/v1/tail?query=${encodeURIComponent('{app="tail-hist"}')}&start=${ns(t0 - 1000)}&limit=4`;
+      const res = await SELF.fetch(url, { headers: { Upgrade: "websocket", "X-Scope-OrgID": TAIL_TENANT } });
+      const ws = res.webSocket!;
+      const messages: unknown[] = [];
+      ws.addEventListener("message", (e) => messages.push(JSON.parse(e.data as string)));
+      const closed = new Promise<void>((resolve) => ws.addEventListener("close", () => resolve()));
+      ws.accept();
+      expect(await received(messages, 1)).toEqual([{ streams: [{ stream, values: values.slice(2) }], dropped_entries: null }]);
+      ws.close(1000, "done");
+      await closed;
+    });
+
     it("delay_for holds live entries and sends them in time order", async () => {
       const t0 = NOW_MS + 100_000;
       const stream = { app: "tail-delay" };

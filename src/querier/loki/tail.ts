@@ -1,8 +1,8 @@
 // Live tail (GET /loki/api/v1/tail, a WebSocket), as Loki's querier/tail.go does it:
 // the Worker accepts the client's socket, opens one socket to every log shard of the
 // tenant (each shard's LogIngester pushes the entries of matching streams as they
-// arrive), sends the history first (entries since `start`, at most `limit`, oldest
-// first), then relays live entries through the query's pipeline (line filters,
+// arrive), sends the history first (the newest `limit` entries since `start`, oldest
+// first, as Loki's Querier.Tail), then relays live entries through the query's pipeline (line filters,
 // parsers, formatting) as Loki tail messages:
 //   {"streams":[{"stream":{...},"values":[["<ns>","<line>"],...]}],"dropped_entries":null}
 // Closing either side closes everything. A tenant has at most
@@ -82,11 +82,15 @@ export async function handleTail(request: Request, env: Env, ctx: ExecutionConte
         stepNs: 0,
         intervalNs: 0,
         limit: p.limit,
-        direction: "forward",
+        // Loki's Querier.Tail reads the history BACKWARD with the limit and sends it
+        // through iter.NewReversedIter: the newest `limit` entries, oldest first.
+        direction: "backward",
         maxSeries: limits.maxLogQuerySeries,
         categorizeLabels: false,
       });
-      return (data.resultType === "streams" ? data.result : []) as TailStream[];
+      const streams = (data.resultType === "streams" ? data.result : []) as TailStream[];
+      for (const s of streams) s.values.reverse();
+      return streams;
     }),
   );
   return new Response(null, { status: 101, webSocket: client });
