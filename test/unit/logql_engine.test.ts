@@ -185,11 +185,18 @@ function actualMatrix(d: LokiQueryData): Expected {
     for (const [sec, v] of s.values) {
       const k = STEPS.indexOf(Math.round(sec * 1000));
       expect(k, `step ${sec}`).toBeGreaterThanOrEqual(0);
-      vals[k] = Number(v);
+      vals[k] = goFloat(v);
     }
+    // A second series with the same labels would be a malformed matrix.
+    expect(out.has(labelString(s.metric)), `duplicate series ${labelString(s.metric)}`).toBe(false);
     out.set(labelString(s.metric), vals);
   }
   return out;
+}
+
+/** A value as Go's FormatFloat writes it ("+Inf", "-Inf", "NaN" included). */
+function goFloat(v: string): number {
+  return v === "+Inf" ? Infinity : v === "-Inf" ? -Infinity : Number(v);
 }
 
 function expectClose(actual: Expected, expected: Expected): void {
@@ -416,7 +423,125 @@ const CASES: Case[] = [
     q: 'sum(count_over_time({app="web"} | logfmt | drop level, latency, size, n, msg | label_format lvl="{{ .env | ToUpper }}" [1m])) by (lvl)',
     expected: () => expectAggregate(expectMatrix((s, e) => (web(s) ? { labels: { lvl: s.labels.env.toUpperCase() }, v: 1 } : null), (vs) => vs.length), (k) => k, sum),
   },
+  // ---- vector aggregations, each against values computed here from the entries
+  {
+    q: 'avg by (env) (count_over_time({app=~".+"}[1m]))',
+    expected: () => expectAggregate(allCounts(), (k) => labelString(sel(parseKey(k), ["env"])), mean),
+  },
+  {
+    q: 'min by (app) (bytes_over_time({app=~".+"}[1m]))',
+    expected: () => expectAggregate(allBytes(), (k) => labelString(sel(parseKey(k), ["app"])), (vs) => Math.min(...vs)),
+  },
+  {
+    q: 'max(bytes_over_time({app=~".+"}[1m])) by (env)',
+    expected: () => expectAggregate(allBytes(), (k) => labelString(sel(parseKey(k), ["env"])), (vs) => Math.max(...vs)),
+  },
+  {
+    q: 'count by (app) (count_over_time({app=~".+"} |= "warn" [30s]))',
+    expected: () =>
+      expectAggregate(
+        expectMatrix((s, e) => (e.line.includes("warn") ? { labels: withMeta(s, e), v: 1 } : null), (vs) => vs.length, 30_000),
+        (k) => labelString(sel(parseKey(k), ["app"])),
+        (vs) => vs.length,
+      ),
+  },
+  {
+    q: 'stddev(bytes_over_time({app=~".+"}[1m]))',
+    expected: () => expectAggregate(allBytes(), () => "{}", (vs) => Math.sqrt(variance(vs))),
+  },
+  {
+    q: 'stdvar by (env) (count_over_time({app=~".+"}[1m]))',
+    expected: () => expectAggregate(allCounts(), (k) => labelString(sel(parseKey(k), ["env"])), variance),
+  },
+  {
+    // Vector-level `without`: every label but env is kept (trace_id splits api/prod's series).
+    q: 'sum without (env) (count_over_time({app=~".+"}[1m]))',
+    expected: () => expectAggregate(allCounts(), (k) => labelString(without(parseKey(k), "env")), sum),
+  },
+  {
+    q: 'max without (app, trace_id) (count_over_time({app=~".+"}[1m]))',
+    expected: () => expectAggregate(allCounts(), (k) => labelString(sel(parseKey(k), ["env"])), (vs) => Math.max(...vs)),
+  },
+  {
+    // Byte sums of whole streams: no ties at the boundary, so the kept series are unambiguous.
+    q: 'bottomk(2, sum by (app, env) (bytes_over_time({app=~".+"}[1m])))',
+    expected: () => {
+      const per = expectAggregate(allBytes(), (k) => labelString(sel(parseKey(k), ["app", "env"])), sum);
+      const out: Expected = new Map();
+      STEPS.forEach((_, k) => {
+        const present = [...per].filter(([, v]) => v[k] !== undefined).sort((a, b) => (a[1][k] as number) - (b[1][k] as number));
+        for (const [key, v] of present.slice(0, 2)) {
+          if (!out.has(key)) out.set(key, STEPS.map(() => undefined));
+          (out.get(key) as (number | undefined)[])[k] = v[k];
+        }
+      });
+      return out;
+    },
+  },
+  {
+    // In a range query sort/sort_desc change no value (the matrix is ordered by labels).
+    q: 'sort_desc(sum by (app, env) (count_over_time({app=~".+"}[1m])))',
+    expected: () => expectAggregate(allCounts(), (k) => labelString(sel(parseKey(k), ["app", "env"])), sum),
+  },
+  {
+    // `or`: the left side where it has a sample, else the right side's series with the same labels.
+    q: 'sum by (env) (count_over_time({app="web"} |= "error" [10s])) or sum by (env) (count_over_time({app="api"}[1m]))',
+    expected: () => {
+      const l = expectAggregate(
+        expectMatrix((s, e) => (web(s) && e.line.includes("error") ? { labels: s.labels, v: 1 } : null), (vs) => vs.length, 10_000),
+        (k) => labelString(sel(parseKey(k), ["env"])),
+        sum,
+      );
+      const r = expectAggregate(
+        expectMatrix((s, e) => (s.labels.app === "api" ? { labels: withMeta(s, e), v: 1 } : null), (vs) => vs.length),
+        (k) => labelString(sel(parseKey(k), ["env"])),
+        sum,
+      );
+      const out: Expected = new Map();
+      for (const key of new Set([...l.keys(), ...r.keys()])) out.set(key, STEPS.map((_, k) => l.get(key)?.[k] ?? r.get(key)?.[k]));
+      return dropEmpty(out);
+    },
+  },
+  {
+    // group_right: the right side is "many"; the result keeps its labels.
+    q: 'sum by (env) (count_over_time({app=~".+"}[1m])) / on (env) group_right sum by (app, env) (count_over_time({app=~".+"}[1m]))',
+    expected: () => manyToOne((one, many) => one / many),
+  },
+  {
+    // group_right (tier): `tier` is copied from the "one" side.
+    q: 'label_replace(sum by (env) (count_over_time({app=~".+"}[1m])), "tier", "t-$1", "env", "(.*)") * on (env) group_right (tier) sum by (app, env) (count_over_time({app=~".+"}[1m]))',
+    expected: () => renameKeys(manyToOne((one, many) => one * many), (l) => ({ ...l, tier: `t-${l.env}` })),
+  },
+  {
+    // A filtering comparison keeps the left-hand value (Loki's MergeBinOp, Prometheus too), with the many side's labels.
+    q: 'sum by (env) (count_over_time({app=~".+"}[1m])) > on (env) group_right sum by (app, env) (count_over_time({app=~".+"}[1m]))',
+    expected: () => manyToOne((one, many) => (one > many ? one : undefined)),
+  },
+  {
+    // Loki's MergeBinOp guards division (and modulo) by zero: NaN, not Inf.
+    q: 'count_over_time({app="web"}[1m]) / 0',
+    expected: () => mapValues(expectMatrix((s, e) => (web(s) ? { labels: s.labels, v: 1 } : null), (vs) => vs.length), () => NaN),
+  },
 ];
+
+/** count_over_time(...[1m]) of every stream, split by structured metadata as the engine splits it. */
+function allCounts(): Expected {
+  return expectMatrix((s, e) => ({ labels: withMeta(s, e), v: 1 }), (vs) => vs.length);
+}
+function allBytes(): Expected {
+  return expectMatrix((s, e) => ({ labels: withMeta(s, e), v: utf8len(e.line) }), sum);
+}
+/** `sum by (env) (counts) OP on (env) group_right sum by (app, env) (counts)`, per step. */
+function manyToOne(f: (one: number, many: number) => number | undefined): Expected {
+  const one = expectAggregate(allCounts(), (k) => labelString(sel(parseKey(k), ["env"])), sum);
+  const many = expectAggregate(allCounts(), (k) => labelString(sel(parseKey(k), ["app", "env"])), sum);
+  const out: Expected = new Map();
+  for (const [key, v] of many) {
+    const o = one.get(labelString(sel(parseKey(key), ["env"])));
+    out.set(key, v.map((x, k) => (x === undefined || o?.[k] === undefined ? undefined : f(o[k] as number, x))));
+  }
+  return dropEmpty(out);
+}
 
 function without(l: Record<string, string>, name: string): Record<string, string> {
   const { [name]: _drop, ...rest } = l;
@@ -469,6 +594,33 @@ describe("LogQL engine: metric queries against independently computed values", (
       expect(r.value[0]).toBe(END / 1000);
       expect(Number(r.value[1])).toBe(exp.get(labelString(r.metric))?.[0]);
     }
+  });
+
+  it("sort and sort_desc order an instant vector by value; other instant vectors are ordered by labels", async () => {
+    // At T0 + 200 s every stream has entries in the window (the generated streams end near T0 + 250 s).
+    const at = T0 + 200_000;
+    const per = expectAggregate(
+      expectMatrix((s, e) => ({ labels: withMeta(s, e), v: utf8len(e.line) }), sum, 60_000, 0, [at]),
+      (k) => labelString(sel(parseKey(k), ["app", "env"])),
+      sum,
+      [at],
+    );
+    const want = [...per].map(([key, v]) => ({ key, v: v[0] as number }));
+    expect(want.length).toBe(4);
+    const q = 'sum by (app, env) (bytes_over_time({app=~".+"}[1m]))';
+    for (const [op, dir] of [["sort", 1], ["sort_desc", -1]] as const) {
+      const d = await evalLogQL(new MemorySource(DATA), `${op}(${q})`, rangeOpts({ instant: true, endMs: at }));
+      if (d.resultType !== "vector") throw new Error("vector expected");
+      expect(d.result.map((r) => [labelString(r.metric), Number(r.value[1])])).toEqual([...want].sort((a, b) => dir * (a.v - b.v)).map((w) => [w.key, w.v]));
+    }
+    const plain = await evalLogQL(new MemorySource(DATA), q, rangeOpts({ instant: true, endMs: at }));
+    if (plain.resultType !== "vector") throw new Error("vector expected");
+    expect(plain.result.map((r) => labelString(r.metric))).toEqual(want.map((w) => w.key).sort());
+  });
+
+  it("a literal division by zero is NaN, as Loki folds it", async () => {
+    expect(await evalLogQL(new MemorySource(DATA), "1 / 0", rangeOpts({ instant: true }))).toEqual({ resultType: "scalar", result: [END / 1000, "NaN"] });
+    expect(await evalLogQL(new MemorySource(DATA), "5 % 0", rangeOpts({ instant: true }))).toEqual({ resultType: "scalar", result: [END / 1000, "NaN"] });
   });
 
   it("scalars: a scalar for instant queries, one series without labels for ranges", async () => {
@@ -556,6 +708,18 @@ describe("LogQL engine: log queries", () => {
       }
     }
     expect(ts).toEqual(want);
+  });
+
+  it("interval with a small limit: `limit` entries `interval` apart (Loki counts only the entries it returns)", async () => {
+    // One line per second over 20 minutes; limit 10, interval 1m: 10 lines one minute apart.
+    const es: Entry[] = Array.from({ length: 1200 }, (_, i) => ({ ms: T0 + i * 1000, ns: 0, line: `tick ${i}`, level: "", latencyMs: 0, size: 0, n: 0, meta: null }));
+    const src = new MemorySource([{ labels: { job: "tick" }, entries: es }]);
+    const o = { startMs: T0, startNs: 0, endMs: T0 + 1_200_000, endNs: 0, stepMs: 1000, instant: false, limit: 10, intervalMs: 60_000 };
+    const pick = (idx: number[]) => [{ stream: { job: "tick" }, values: idx.map((i) => [String(ns(T0 + i * 1000, 0)), `tick ${i}`]) }];
+    const forward = await evalLogQL(src, '{job="tick"}', { ...o, direction: "forward" });
+    expect(forward).toEqual({ resultType: "streams", result: pick(Array.from({ length: 10 }, (_, k) => k * 60)) });
+    const backward = await evalLogQL(src, '{job="tick"}', { ...o, direction: "backward" });
+    expect(backward).toEqual({ resultType: "streams", result: pick(Array.from({ length: 10 }, (_, k) => 1199 - k * 60)) });
   });
 
   it("limit above max entries is refused", async () => {

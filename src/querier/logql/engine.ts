@@ -88,14 +88,18 @@ async function evalLogs(source: LogSource, expr: LogExpr, o: EvalOptions): Promi
   const lb = new LabelsBuilder();
   const backward = o.direction === "backward";
   const limit = o.limit > 0 ? o.limit : Infinity;
+  const interval = o.intervalMs ?? 0;
+  // No more than `limit` entries can come from one stream, so without `interval` a
+  // stream stops there. With it, Loki's readStreams skips entries while merging and
+  // counts only those it returns, so any candidate may be needed: no cap.
+  const perStream = interval > 0 ? Infinity : limit;
   const cands: Candidate[] = [];
   let seq = 0;
   for (const s of streams) {
     lb.setStream(s.flat, s.labels);
     const n = s.lines.length;
     let taken = 0;
-    // No more than `limit` entries can come from one stream: stop there.
-    for (let k = 0; k < n && taken < limit; k++) {
+    for (let k = 0; k < n && taken < perStream; k++) {
       const i = backward ? n - 1 - k : k;
       const ms = s.tsMs[i];
       const ns = s.tsNs[i];
@@ -133,7 +137,6 @@ async function evalLogs(source: LogSource, expr: LogExpr, o: EvalOptions): Promi
     return a.seq - b.seq;
   });
   const byKey = new Map<string, LokiStream>();
-  const interval = o.intervalMs ?? 0;
   let lastMs = NaN;
   let lastNs = 0;
   let count = 0;
@@ -718,12 +721,13 @@ function arith(op: string, a: number, b: number): number {
       return a - b;
     case "*":
       return a * b;
+    // Loki's MergeBinOp guards both against a zero divisor: NaN, not ±Inf.
     case "/":
-      return a / b;
+      return b === 0 ? NaN : a / b;
     case "%":
-      return a % b;
+      return b === 0 ? NaN : a % b;
     case "^":
-      return Math.pow(a, b);
+      return goPow(a, b);
     case "==":
       return a === b ? 1 : 0;
     case "!=":
@@ -738,6 +742,12 @@ function arith(op: string, a: number, b: number): number {
       return a <= b ? 1 : 0;
   }
   throw new LogQLEvalError(`operator ${op} not allowed here`);
+}
+
+/** Go's math.Pow where it differs from Math.pow: Pow(1, y) and Pow(-1, ±Inf) are 1. */
+function goPow(a: number, b: number): number {
+  if (a === 1 || (a === -1 && (b === Infinity || b === -Infinity))) return 1;
+  return Math.pow(a, b);
 }
 
 const CMP_OPS = new Set(["==", "!=", ">", ">=", "<", "<="]);
@@ -809,20 +819,29 @@ function vectorBinary(ctx: Ctx, e: BinaryExpr, ls: Series[], rs: Series[]): Seri
       out.push({ labels: s.labels, vals, has });
     }
     if (e.op === "or") {
+      // Loki's vectorOr works step by step: a right series fills the steps where no
+      // left series of its signature has a sample. Over a range, a right series with
+      // a left series' labels is the same result series (one per label set in the matrix).
+      const byLabels = new Map<string, Series>();
+      for (const s of out) byLabels.set(labelsString(s.labels), s);
       for (let j = 0; j < rs.length; j++) {
         const s = rs[j];
-        const vals = new Float64Array(n);
-        const has = new Uint8Array(n);
+        const key = labelsString(s.labels);
+        let into = byLabels.get(key);
+        if (into === undefined) {
+          into = { labels: s.labels, vals: new Float64Array(n), has: new Uint8Array(n) };
+          byLabels.set(key, into);
+          out.push(into);
+        }
         for (let k = 0; k < n; k++) {
-          if (s.has[k] !== 1) continue;
+          if (s.has[k] !== 1 || into.has[k] === 1) continue;
           let match = false;
           for (let i = 0; i < ls.length && !match; i++) if (lsig[i] === rsig[j] && ls[i].has[k] === 1) match = true;
           if (!match) {
-            vals[k] = s.vals[k];
-            has[k] = 1;
+            into.vals[k] = s.vals[k];
+            into.has[k] = 1;
           }
         }
-        out.push({ labels: s.labels, vals, has });
       }
     }
     return out;
@@ -861,7 +880,8 @@ function vectorBinary(ctx: Ctx, e: BinaryExpr, ls: Series[], rs: Series[]): Seri
       let v: number;
       if (cmp && !e.returnBool) {
         if (x === 0) continue;
-        v = swap ? b : a;
+        // Loki's MergeBinOp (and Prometheus) keep the left-hand value, group_right too.
+        v = a;
       } else v = x;
       const labels = resultLabels(many[i].labels, one[j].labels, m);
       const key = labelsString(labels);
