@@ -5,6 +5,7 @@
 // passed down. Authorization (src/auth/authorize.ts) has already checked that the
 // caller may read every listed tenant.
 
+import { limitsFor, type Limits } from "../config/limits";
 import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../model/concurrency";
 import { compileMatcher } from "../model/matchers";
 import { getLabel, setLabel } from "../model/labels";
@@ -20,6 +21,26 @@ export const TENANT_SEPARATOR = "|";
 export function isFederated(tenant: string): boolean {
   return tenant.includes(TENANT_SEPARATOR);
 }
+
+/**
+ * The limits a read query runs under, for one tenant or for "A|B". Every limit the
+ * query handlers read for the whole query (not per tenant inside select()) is the
+ * smallest over the tenants, as Mimir's query path takes it
+ * (validation.SmallestPositiveIntPerTenant): federating must not lift a tenant's
+ * stricter limit. Here none of these has a "0 = unlimited" meaning (0 series, 0 ms
+ * refuse everything), so the plain minimum holds. Per-tenant limits (retention,
+ * creation grace period) are applied by select() for each tenant on its own.
+ */
+export function queryLimitsFor(env: Env, tenant: string): Limits {
+  if (!isFederated(tenant)) return limitsFor(env, tenant);
+  const each = tenant.split(TENANT_SEPARATOR).map((t) => limitsFor(env, t));
+  const limits: Limits = { ...limitsFor(env, tenant) };
+  for (const key of FEDERATED_QUERY_LIMITS) limits[key] = Math.min(...each.map((l) => l[key]));
+  return limits;
+}
+
+/** The limits queryLimitsFor() takes the smallest of: query size, time, and the remote read body. */
+export const FEDERATED_QUERY_LIMITS = ["maxSeriesPerQuery", "maxSamplesPerQuery", "queryTimeoutMs", "maxRequestBodyBytes", "maxDecompressedBytes"] as const satisfies readonly (keyof Limits)[];
 
 /** select() over every tenant of "A|B", each series labelled with its tenant. */
 export async function selectFederated(

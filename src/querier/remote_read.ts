@@ -1,7 +1,7 @@
 // Prometheus remote read (POST /api/v1/read): snappy protobuf ReadRequest in,
 // ReadResponse with SAMPLES out, one QueryResult per query, as Prometheus answers.
 
-import { limitsFor } from "../config/limits";
+import { queryLimitsFor } from "./federation";
 import { HttpError } from "../http/errors";
 import { readBody } from "../http/body";
 import { BodyTooLargeError, snappyCompress, snappyDecompress } from "../proto/snappy";
@@ -11,7 +11,8 @@ import { MatcherError } from "../model/matchers";
 import { select, toSamples } from "./select";
 
 export async function handleRemoteRead(request: Request, env: Env, tenant: string): Promise<Response> {
-  const limits = limitsFor(env, tenant);
+  // Federated ("A|B"): the smallest body limits of the tenants.
+  const limits = queryLimitsFor(env, tenant);
   const body = await readBody(request, limits.maxRequestBodyBytes);
   let req: ReadRequest;
   try {

@@ -4,7 +4,8 @@
 // evaluated by the engine over a StorageQueryable (422 execution errors, 503
 // timeouts), `limit` applied to the result, annotations returned as warnings/infos.
 
-import { limitsFor, type Limits } from "../../config/limits";
+import type { Limits } from "../../config/limits";
+import { queryLimitsFor } from "../federation";
 import { exprType, type Expr } from "../promql/ast";
 import { instantQuery, rangeQuery } from "../promql/engine";
 import { formatExpr } from "../promql/format";
@@ -51,7 +52,7 @@ export async function handleQuery(request: Request, env: Env, tenant: string): P
   const form = await Form.from(request);
   const limit = limitParam(form);
   const time = timeParam(form, "time", Date.now());
-  const limits = limitsFor(env, tenant);
+  const limits = queryLimitsFor(env, tenant);
   const common = readCommon(form, limits, limit);
   const expr = parseQueryParam(form);
   const q = new StorageQueryable(env, tenant, limits.maxSeriesPerQuery);
@@ -72,7 +73,7 @@ export async function handleQueryRange(request: Request, env: Env, tenant: strin
   if (Math.trunc(((end - start) * 1e6) / Math.round(step * 1e6)) > MAX_POINTS) {
     throw new ApiError("bad_data", "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)");
   }
-  const limits = limitsFor(env, tenant);
+  const limits = queryLimitsFor(env, tenant);
   const common = readCommon(form, limits, limit);
   const expr = parseQueryParam(form);
   const type = exprType(expr);
