@@ -7,7 +7,8 @@ import { handleRemoteRead } from "./querier/remote_read";
 import { handleAllUserStats, handleIngesterStatus, handleR2Status, handleStatusPage, handleUserStats } from "./http/status";
 import { handleMetrics } from "./observability/metrics";
 import { instrumented } from "./observability/requests";
-import { guard } from "./auth/guard";
+import { guard, sameGuard } from "./auth/guard";
+import { ROUTE_TABLE } from "./http/routes";
 import { handleGetRuntimeConfig, handlePutRuntimeConfig, refreshRuntimeConfig } from "./config/runtime";
 import { toResponse } from "./http/respond";
 import { handleFlush, handleListBlocks, handleResume, handleShutdown } from "./http/admin";
@@ -30,6 +31,8 @@ export { TenantControl } from "../durable-objects/tenant";
 type Args = [Env, ExecutionContext];
 
 const router = Router<IRequest, Args>({
+  // The route table is kept where tests can read it back (src/http/routes.ts).
+  routes: ROUTE_TABLE,
   catch: (err) => toResponse(err),
 });
 
@@ -104,7 +107,7 @@ for (const p of ["/api/v1", "/prometheus/api/v1"]) {
 // Pushes run under CORS (src/http/cors.ts): browser pages may push, and read the answer;
 // `?tenant=` stands in for X-Scope-OrgID (sendBeacon cannot set headers) before guard() checks it.
 const lokiPushGuarded = guard({ scope: "write", browserKeys: true }, (req, env, _ctx, auth) => handleLokiPush(req, env, auth.tenant));
-const lokiPush = (req: IRequest, env: Env, ctx: ExecutionContext) => withPushCors(req, env, () => lokiPushGuarded(withTenantParam(req), env, ctx));
+const lokiPush = sameGuard(lokiPushGuarded, (req: IRequest, env: Env, ctx: ExecutionContext) => withPushCors(req, env, () => lokiPushGuarded(withTenantParam(req), env, ctx)));
 router
   // Browser keys (Bearer or ?key=, bound to a tenant and origins) are accepted here and nowhere else.
   .post("/loki/api/v1/push", lokiPush)

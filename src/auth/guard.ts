@@ -8,9 +8,12 @@ import { setAuthorization, type Authorization, type Scope } from "./context";
 
 type Handler<R extends IRequest> = (request: R, env: Env, ctx: ExecutionContext, auth: Authorization) => Response | Promise<Response>;
 
+/** What each guarded handler needs, so the route table can be read back (src/http/routes.ts). */
+const routeAuths = new WeakMap<object, RouteAuth>();
+
 export function guard<R extends IRequest>(route: Scope | RouteAuth, handler: Handler<R>): (request: R, env: Env, ctx: ExecutionContext) => Promise<Response> {
   const r: RouteAuth = typeof route === "string" ? { scope: route } : route;
-  return async (request, env, ctx) => {
+  const guarded = async (request: R, env: Env, ctx: ExecutionContext): Promise<Response> => {
     let auth: Authorization;
     try {
       auth = await authorize(request, env, r);
@@ -21,6 +24,21 @@ export function guard<R extends IRequest>(route: Scope | RouteAuth, handler: Han
     setAuthorization(request, auth);
     return handler(request, env, ctx, auth);
   };
+  routeAuths.set(guarded, r);
+  return guarded;
+}
+
+/** The RouteAuth of a handler made by guard() (or marked by sameGuard()); undefined for unguarded handlers. */
+export function routeAuthOf(handler: unknown): RouteAuth | undefined {
+  return typeof handler === "function" ? routeAuths.get(handler) : undefined;
+}
+
+/** Marks a wrapper around a guarded handler (CORS, ?tenant=) as guarded the same way, for the route table. */
+export function sameGuard<F extends object>(guarded: object, wrapper: F): F {
+  const r = routeAuths.get(guarded);
+  if (r === undefined) throw new Error("sameGuard: the wrapped handler was not made by guard()");
+  routeAuths.set(wrapper, r);
+  return wrapper;
 }
 
 /** Beyond this, a refused body is cancelled rather than read (a client sending that much unauthenticated gets no courtesy). */

@@ -7,6 +7,7 @@ export const TOKENS = {
   reader: "reader-token-0123456789",
   ops: "ops-token-0123456789abc",
   adminA: "admin-a-token-0123456789",
+  adminAll: "admin-all-token-0123456789",
   hashed: "hashed-token-0123456789",
 } as const;
 
@@ -19,6 +20,8 @@ export const AUTH_TEST_CONFIG = {
     { name: "grafana", username: GRAFANA.username, password: GRAFANA.password, tenants: ["team-a"], scopes: ["read"] },
     { name: "ops", token: TOKENS.ops, tenants: "*", scopes: ["write", "read", "admin"] },
     { name: "admin-a", token: TOKENS.adminA, tenants: ["team-a"], scopes: ["admin"] },
+    // Admin and nothing else, on every tenant: the routes that act on all tenants.
+    { name: "admin-all", token: TOKENS.adminAll, tenants: "*", scopes: ["admin"] },
     // sha256("hashed-token-0123456789"): the plaintext is stored nowhere.
     { name: "hashed", tokenSha256: "b22fd458dbe2426bebe59cfafe4c46e013df3efd439e4d91cda767ac3052ddd0", tenants: ["team-c"], scopes: ["write", "read"] },
   ],

@@ -1,21 +1,33 @@
 // Authentication and authorization through the Worker, with AUTH_CONFIG set (the
-// "auth" vitest project; credentials in test/support/auth_config.ts): every route
-// x {no credential, wrong tenant, wrong scope, right one}, bearer and basic, tenant
-// federation, and browser keys (origin, scope, revocation).
+// "auth" vitest project; credentials in test/support/auth_config.ts): every guarded
+// route of the router x {no credential, wrong tenant, wrong scope, right one}, bearer
+// and basic, tenant federation (and its limits), and browser keys (origin, scope,
+// revocation). The route table is read back from the router (src/http/routes.ts): a
+// route added without a row here fails "the matrix covers the route table".
 //
-//   writer  bearer  team-a           write
-//   reader  bearer  team-a, team-b   read
-//   grafana basic   team-a           read
-//   ops     bearer  *                write, read, admin
-//   admin-a bearer  team-a           admin
-//   hashed  bearer  team-c           write, read (configured as tokenSha256)
+//   writer    bearer  team-a           write
+//   reader    bearer  team-a, team-b   read
+//   grafana   basic   team-a           read
+//   ops       bearer  *                write, read, admin
+//   admin-a   bearer  team-a           admin
+//   admin-all bearer  *                admin
+//   hashed    bearer  team-c           write, read (configured as tokenSha256)
+//
+// Data in team-a, pushed in beforeAll: auth_probe{job="auth"} 7 at T (with gauge
+// metadata) and the log line "hello" in {app="auth"} at NOW; the push rows send the
+// series up{job="auth"} 1 at T and the same log line again (a duplicate, dropped).
 
+import "../../src/index"; // registers the routes, filling ROUTE_TABLE
 import { SELF } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
-import { snappyCompress } from "../../src/proto/snappy";
-import { encodeReadRequest, encodeWriteRequestV1 } from "../support/wire";
+import { beforeAll, describe, expect, it } from "vitest";
+import { snappyCompress, snappyDecompress } from "../../src/proto/snappy";
+import { MetricType, type SeriesSamples } from "../../src/proto/types";
+import { routeTable } from "../../src/http/routes";
+import { EXPOSITION_CONTENT_TYPE } from "../../src/observability/exposition";
+import { decodeReadResponse, encodeReadRequest, encodeWriteRequestV1 } from "../support/wire";
 import { GRAFANA, TOKENS } from "../support/auth_config";
-import { eq, toSeriesSamples } from "./helpers";
+import { eq, re, toSeriesSamples } from "./helpers";
+import { parseStrict, value } from "./exposition_reader";
 
 type Scope = "write" | "read" | "admin";
 
@@ -25,68 +37,38 @@ interface Route {
   scope: Scope;
   body?: () => BodyInit;
   headers?: Record<string, string>;
-  /** The status when authorized; null: only "not 401/403" is asserted (the handler's own answer). */
-  ok: number | null;
   /** Acts on every tenant: the credential must be allowed on "*". */
   allTenants?: boolean;
+  /** The status when authorized. */
+  ok: number;
+  /** Checks the authorized answer beyond its status (exact values from the data above). */
+  check?: (text: string, res: Response) => void | Promise<void>;
+  /** Runs (with the ops credential) before the authorized call. */
+  before?: () => Promise<void>;
+  /** The authorized answer is not text (remote read, a websocket): check reads it. */
+  binary?: boolean;
 }
 
 const NOW = Date.now();
+/** The samples' time: a whole second, so every API's seconds are exact. */
+const T = Math.floor(NOW / 1000) * 1000 - 1000;
+const TS = T / 1000;
 
-function remoteWriteBody(name = "up"): Uint8Array {
-  return snappyCompress(encodeWriteRequestV1([toSeriesSamples({ labels: { __name__: name, job: "auth" }, samples: [[NOW - 1000, 1]] })], []));
+function remoteWriteBody(name = "up", value = 1, t = T, metadata: { type: MetricType; metricFamilyName: string; help: string; unit: string }[] = []): Uint8Array {
+  return snappyCompress(encodeWriteRequestV1([toSeriesSamples({ labels: { __name__: name, job: "auth" }, samples: [[t, value]] })], metadata));
 }
 const RW_HEADERS = { "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "0.1.0" };
 const RR_HEADERS = { "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy", "X-Prometheus-Remote-Read-Version": "0.1.0" };
-const readBody = () => snappyCompress(encodeReadRequest([{ matchers: [eq("__name__", "up")], startMs: 0, endMs: NOW + 60_000 }]));
+const readBody = () => snappyCompress(encodeReadRequest([{ matchers: [eq("__name__", "auth_probe")], startMs: 0, endMs: NOW + 60_000 }]));
 const lokiBody = () => JSON.stringify({ streams: [{ stream: { app: "auth" }, values: [[`${NOW}000000`, "hello"]] }] });
 /** Loki's legacy push shape (/api/prom/push): labels as a string, entries with RFC 3339 times. */
 const legacyLokiBody = () => JSON.stringify({ streams: [{ labels: '{app="auth"}', entries: [{ ts: new Date(NOW).toISOString(), line: "hello" }] }] });
 const JSON_HEADERS = { "Content-Type": "application/json" };
-const range = `start=${Math.floor(NOW / 1000) - 600}&end=${Math.floor(NOW / 1000)}`;
-
-const ROUTES: Route[] = [
-  { method: "POST", path: "/api/v1/push", scope: "write", body: () => remoteWriteBody(), headers: RW_HEADERS, ok: 204 },
-  { method: "POST", path: "/api/v1/write", scope: "write", body: () => remoteWriteBody(), headers: RW_HEADERS, ok: 204 },
-  { method: "POST", path: "/loki/api/v1/push", scope: "write", body: lokiBody, headers: JSON_HEADERS, ok: 204 },
-  { method: "POST", path: "/api/prom/push", scope: "write", body: legacyLokiBody, headers: JSON_HEADERS, ok: 204 },
-  { method: "POST", path: "/api/v1/read", scope: "read", body: readBody, headers: RR_HEADERS, ok: 200 },
-  { method: "POST", path: "/prometheus/api/v1/read", scope: "read", body: readBody, headers: RR_HEADERS, ok: 200 },
-  { method: "GET", path: "/api/v1/query?query=up", scope: "read", ok: 200 },
-  { method: "POST", path: "/api/v1/query", scope: "read", body: () => "query=up", headers: { "Content-Type": "application/x-www-form-urlencoded" }, ok: 200 },
-  { method: "GET", path: `/api/v1/query_range?query=up&${range}&step=60`, scope: "read", ok: 200 },
-  { method: "GET", path: "/api/v1/series?match[]=up", scope: "read", ok: 200 },
-  { method: "GET", path: "/api/v1/labels", scope: "read", ok: 200 },
-  { method: "GET", path: "/api/v1/label/job/values", scope: "read", ok: 200 },
-  { method: "GET", path: "/api/v1/metadata", scope: "read", ok: 200 },
-  { method: "GET", path: "/api/v1/status/buildinfo", scope: "read", ok: 200 },
-  { method: "GET", path: `/api/v1/query_exemplars?query=up&${range}`, scope: "read", ok: 200 },
-  { method: "GET", path: "/api/v1/format_query?query=up", scope: "read", ok: 200 },
-  { method: "GET", path: "/prometheus/api/v1/query?query=up", scope: "read", ok: 200 },
-  { method: "GET", path: "/prometheus/api/v1/labels", scope: "read", ok: 200 },
-  { method: "GET", path: `/loki/api/v1/query?query=${encodeURIComponent('count_over_time({app="auth"}[5m])')}`, scope: "read", ok: 200 },
-  { method: "GET", path: `/loki/api/v1/query_range?query=${encodeURIComponent('{app="auth"}')}`, scope: "read", ok: 200 },
-  { method: "GET", path: "/loki/api/v1/labels", scope: "read", ok: 200 },
-  { method: "GET", path: "/loki/api/v1/label/app/values", scope: "read", ok: 200 },
-  { method: "GET", path: `/loki/api/v1/series?match[]=${encodeURIComponent('{app="auth"}')}`, scope: "read", ok: 200 },
-  { method: "GET", path: `/loki/api/v1/index/stats?query=${encodeURIComponent('{app="auth"}')}`, scope: "read", ok: 200 },
-  // Without an Upgrade header the tail answers 400 (websocket required): past authorization.
-  { method: "GET", path: `/loki/api/v1/tail?query=${encodeURIComponent('{app="auth"}')}`, scope: "read", ok: 400 },
-  { method: "POST", path: "/flush", scope: "admin", ok: 204 },
-  { method: "POST", path: "/flush?all=true", scope: "admin", ok: 204, allTenants: true },
-  { method: "POST", path: "/shutdown", scope: "admin", ok: 204 },
-  { method: "DELETE", path: "/shutdown", scope: "admin", ok: 204 },
-  { method: "GET", path: "/api/v1/status/ingesters", scope: "admin", ok: 200 },
-  { method: "GET", path: "/api/v1/status/r2", scope: "admin", ok: 200, allTenants: true },
-  { method: "GET", path: "/api/v1/blocks", scope: "admin", ok: 200 },
-  { method: "GET", path: "/api/v1/runtime_config", scope: "admin", ok: 200, allTenants: true },
-  { method: "PUT", path: "/api/v1/runtime_config", scope: "admin", body: () => "{}", ok: 200, allTenants: true },
-  { method: "GET", path: "/metrics", scope: "admin", ok: null, allTenants: true },
-  { method: "GET", path: "/status", scope: "admin", ok: null, allTenants: true },
-  { method: "GET", path: "/api/v1/user_stats", scope: "admin", ok: null },
-  { method: "GET", path: "/distributor/all_user_stats", scope: "admin", ok: null, allTenants: true },
-  { method: "GET", path: "/api/v1/shards?tenant=team-admin", scope: "admin", ok: null, allTenants: true },
-];
+const FORM = { "Content-Type": "application/x-www-form-urlencoded" };
+const form = (params: Record<string, string>) => () => new URLSearchParams(params).toString();
+const qs = (params: Record<string, string>) => new URLSearchParams(params).toString();
+const range = { start: String(TS - 600), end: String(TS) };
+const LOG_SELECTOR = '{app="auth"}';
 
 function bearer(token: string): Record<string, string> {
   return { Authorization: `Bearer ${token}` };
@@ -94,12 +76,252 @@ function bearer(token: string): Record<string, string> {
 function basic(user: string, password: string): Record<string, string> {
   return { Authorization: `Basic ${btoa(`${user}:${password}`)}` };
 }
+const OPS = bearer(TOKENS.ops);
+
+async function opsCall(method: string, path: string, tenant: string | null, body?: BodyInit, headers: Record<string, string> = {}): Promise<Response> {
+  return SELF.fetch(`http://ingester${path}`, { method, body, headers: { ...OPS, ...headers, ...(tenant === null ? {} : { "X-Scope-OrgID": tenant }) } });
+}
+async function opsJson(method: string, path: string, tenant: string | null): Promise<unknown> {
+  const r = await opsCall(method, path, tenant);
+  const text = await r.text();
+  expect(r.status, `${method} ${path}: ${text}`).toBe(200);
+  return JSON.parse(text);
+}
+/** POST /flush for team-a: its shards are then listed in R2 (a flush awaits the registration), so cluster-wide views show it. */
+const flushTeamA = async () => {
+  const r = await opsCall("POST", "/flush", "team-a");
+  expect(r.status, await r.text()).toBe(204);
+};
+async function pushUp(tenant: string): Promise<number> {
+  const r = await opsCall("POST", "/api/v1/push", tenant, remoteWriteBody(), RW_HEADERS);
+  await r.text();
+  return r.status;
+}
+
+function decodeRead(bytes: ArrayBuffer): SeriesSamples[][] {
+  return decodeReadResponse(snappyDecompress(new Uint8Array(bytes), 1 << 30));
+}
+/** Remote read answers as plain data: labels and [t, v] pairs. */
+function readAnswer(results: SeriesSamples[][]): { labels: string[]; samples: [number, number][] }[][] {
+  return results.map((r) => r.map((s) => ({ labels: [...s.labels], samples: Array.from(s.timestamps, (t, i) => [t, s.values[i]] as [number, number]) })));
+}
+
+const PROBE = { __name__: "auth_probe", job: "auth" };
+const PROBE_HELP = "A probe for the authentication matrix.";
+const success = (data: unknown) => (text: string) => expect(JSON.parse(text)).toEqual({ status: "success", data });
+const probeVector = success({ resultType: "vector", result: [{ metric: PROBE, value: [TS, "7"] }] });
+const probeMatrix = success({ resultType: "matrix", result: [{ metric: PROBE, values: [[TS, "7"]] }] });
+const probeSeries = success([PROBE]);
+const probeLabels = success(["__name__", "job"]);
+const jobValues = success(["auth"]);
+const probeMetadata = success({ auth_probe: [{ type: "gauge", help: PROBE_HELP, unit: "" }] });
+const buildInfo = (text: string) => {
+  const info = JSON.parse(text);
+  expect(info.status).toBe("success");
+  // Grafana picks its Prometheus features from the major version.
+  expect(info.data.version).toMatch(/^3\./);
+};
+const noExemplars = (text: string) => expect(text).toBe('{"status":"success","data":[]}');
+// Prometheus's formatting of `sum(auth_probe)by(job)` (promql/parser printer.go).
+const formatted = (text: string) => expect(text).toBe('{"status":"success","data":"sum by (job) (auth_probe)"}');
+const readsProbe = async (_text: string, res: Response) => {
+  expect(readAnswer(decodeRead(await res.arrayBuffer()))).toEqual([[{ labels: ["__name__", "auth_probe", "job", "auth"], samples: [[T, 7]] }]]);
+};
+const lokiSuccess = (data: (d: Record<string, unknown>) => void) => (text: string) => {
+  const body = JSON.parse(text);
+  expect(body.status).toBe("success");
+  data(body.data);
+};
+const lokiCount = lokiSuccess((d) => {
+  expect(d.resultType).toBe("vector");
+  expect((d.result as { metric: unknown; value: [number, string] }[]).map((r) => [r.metric, r.value[1]])).toEqual([[{ app: "auth" }, "1"]]);
+});
+const lokiStreams = lokiSuccess((d) => {
+  expect(d.resultType).toBe("streams");
+  expect(d.result).toEqual([{ stream: { app: "auth" }, values: [[`${NOW}000000`, "hello"]] }]);
+});
+const lokiList = (values: string[]) => (text: string) => expect(JSON.parse(text)).toEqual({ status: "success", data: values });
+const lokiSeries = (text: string) => expect(JSON.parse(text)).toEqual({ status: "success", data: [{ app: "auth" }] });
+const ringOf = (tenant: string, shards: number) => (text: string) => {
+  const r = JSON.parse(text);
+  expect(r.status).toBe("success");
+  expect([r.data.tenant, r.data.shards]).toEqual([tenant, shards]);
+};
+const EMPTY_RUNTIME_CONFIG = (text: string) => expect(JSON.parse(text)).toEqual({ overrides: {}, browserKeys: [] });
+
+/** The number of series team-a holds, as /api/v1/series counts them (user_stats must agree). */
+async function teamASeries(): Promise<number> {
+  const r = (await opsJson("GET", `/api/v1/series?${qs({ "match[]": '{__name__=~".+"}' })}`, "team-a")) as { data: unknown[] };
+  return r.data.length;
+}
+
+const ROUTES: Route[] = [
+  // ---- writes ----
+  { method: "POST", path: "/api/v1/push", scope: "write", body: () => remoteWriteBody(), headers: RW_HEADERS, ok: 204 },
+  { method: "POST", path: "/api/v1/write", scope: "write", body: () => remoteWriteBody(), headers: RW_HEADERS, ok: 204 },
+  { method: "POST", path: "/loki/api/v1/push", scope: "write", body: lokiBody, headers: JSON_HEADERS, ok: 204 },
+  { method: "POST", path: "/api/prom/push", scope: "write", body: legacyLokiBody, headers: JSON_HEADERS, ok: 204 },
+  // ---- remote read and the Prometheus API, under /api/v1 and /prometheus/api/v1 ----
+  ...["/api/v1", "/prometheus/api/v1"].flatMap((p): Route[] => [
+    { method: "POST", path: `${p}/read`, scope: "read", body: readBody, headers: RR_HEADERS, ok: 200, binary: true, check: readsProbe },
+    { method: "GET", path: `${p}/query?${qs({ query: "auth_probe", time: String(TS) })}`, scope: "read", ok: 200, check: probeVector },
+    { method: "POST", path: `${p}/query`, scope: "read", body: form({ query: "auth_probe", time: String(TS) }), headers: FORM, ok: 200, check: probeVector },
+    { method: "GET", path: `${p}/query_range?${qs({ query: "auth_probe", start: String(TS - 60), end: String(TS), step: "60" })}`, scope: "read", ok: 200, check: probeMatrix },
+    { method: "POST", path: `${p}/query_range`, scope: "read", body: form({ query: "auth_probe", start: String(TS - 60), end: String(TS), step: "60" }), headers: FORM, ok: 200, check: probeMatrix },
+    { method: "GET", path: `${p}/series?${qs({ "match[]": "auth_probe" })}`, scope: "read", ok: 200, check: probeSeries },
+    { method: "POST", path: `${p}/series`, scope: "read", body: form({ "match[]": "auth_probe" }), headers: FORM, ok: 200, check: probeSeries },
+    { method: "GET", path: `${p}/labels?${qs({ "match[]": "auth_probe" })}`, scope: "read", ok: 200, check: probeLabels },
+    { method: "POST", path: `${p}/labels`, scope: "read", body: form({ "match[]": "auth_probe" }), headers: FORM, ok: 200, check: probeLabels },
+    { method: "GET", path: `${p}/label/job/values`, scope: "read", ok: 200, check: jobValues },
+    { method: "GET", path: `${p}/metadata?${qs({ metric: "auth_probe" })}`, scope: "read", ok: 200, check: probeMetadata },
+    { method: "GET", path: `${p}/status/buildinfo`, scope: "read", ok: 200, check: buildInfo },
+    { method: "GET", path: `${p}/query_exemplars?${qs({ query: "auth_probe", ...range })}`, scope: "read", ok: 200, check: noExemplars },
+    { method: "POST", path: `${p}/query_exemplars`, scope: "read", body: form({ query: "auth_probe", ...range }), headers: FORM, ok: 200, check: noExemplars },
+    { method: "GET", path: `${p}/format_query?${qs({ query: "sum(auth_probe)by(job)" })}`, scope: "read", ok: 200, check: formatted },
+    { method: "POST", path: `${p}/format_query`, scope: "read", body: form({ query: "sum(auth_probe)by(job)" }), headers: FORM, ok: 200, check: formatted },
+  ]),
+  // ---- the Loki query API ----
+  { method: "GET", path: `/loki/api/v1/query?${qs({ query: `count_over_time(${LOG_SELECTOR}[5m])` })}`, scope: "read", ok: 200, check: lokiCount },
+  { method: "POST", path: "/loki/api/v1/query", scope: "read", body: form({ query: `count_over_time(${LOG_SELECTOR}[5m])` }), headers: FORM, ok: 200, check: lokiCount },
+  { method: "GET", path: `/loki/api/v1/query_range?${qs({ query: LOG_SELECTOR })}`, scope: "read", ok: 200, check: lokiStreams },
+  { method: "POST", path: "/loki/api/v1/query_range", scope: "read", body: form({ query: LOG_SELECTOR }), headers: FORM, ok: 200, check: lokiStreams },
+  { method: "GET", path: "/loki/api/v1/labels", scope: "read", ok: 200, check: lokiList(["app"]) },
+  { method: "GET", path: "/loki/api/v1/label", scope: "read", ok: 200, check: lokiList(["app"]) },
+  { method: "GET", path: "/loki/api/v1/label/app/values", scope: "read", ok: 200, check: lokiList(["auth"]) },
+  { method: "GET", path: `/loki/api/v1/series?${qs({ "match[]": LOG_SELECTOR })}`, scope: "read", ok: 200, check: lokiSeries },
+  { method: "POST", path: "/loki/api/v1/series", scope: "read", body: form({ "match[]": LOG_SELECTOR }), headers: FORM, ok: 200, check: lokiSeries },
+  {
+    method: "GET",
+    path: `/loki/api/v1/index/stats?${qs({ query: LOG_SELECTOR })}`,
+    scope: "read",
+    ok: 200,
+    check: (text) => {
+      const s = JSON.parse(text);
+      expect([s.streams, s.entries, s.bytes]).toEqual([1, 1, "hello".length]);
+    },
+  },
+  {
+    // A real live tail: the upgrade is the success (Loki's tail is a websocket).
+    method: "GET",
+    path: `/loki/api/v1/tail?${qs({ query: LOG_SELECTOR })}`,
+    scope: "read",
+    headers: { Upgrade: "websocket" },
+    ok: 101,
+    binary: true,
+    check: (_text, res) => {
+      const ws = res.webSocket!;
+      expect(ws).not.toBeNull();
+      ws.accept();
+      ws.close(1000, "done");
+    },
+  },
+  // ---- admin: one tenant ----
+  {
+    method: "GET",
+    path: "/api/v1/status/ingesters",
+    scope: "admin",
+    ok: 200,
+    check: (text) => {
+      const s = JSON.parse(text);
+      expect([s.status, s.data.tenant, s.data.shards.length]).toEqual(["success", "team-a", 4]);
+    },
+  },
+  {
+    method: "GET",
+    path: "/api/v1/user_stats",
+    scope: "admin",
+    ok: 200,
+    check: async (text) => expect(JSON.parse(text).numSeries).toBe(await teamASeries()),
+  },
+  { method: "POST", path: "/flush", scope: "admin", ok: 204 },
+  {
+    method: "GET",
+    path: `/api/v1/blocks?${qs({ kind: "logs" })}`,
+    scope: "admin",
+    ok: 200,
+    before: flushTeamA,
+    // The flush above wrote team-a's one log line to R2.
+    check: (text) => {
+      const blocks = JSON.parse(text).data.blocks as { stats: { numEntries: number } }[];
+      expect(blocks.reduce((n, b) => n + b.stats.numEntries, 0)).toBe(1);
+    },
+  },
+  // ---- admin: every tenant ----
+  { method: "POST", path: "/flush?all=true", scope: "admin", allTenants: true, ok: 204 },
+  {
+    method: "GET",
+    path: "/api/v1/status/r2",
+    scope: "admin",
+    allTenants: true,
+    ok: 200,
+    check: (text) => expect(JSON.parse(text).status).toBe("success"),
+  },
+  { method: "GET", path: "/api/v1/runtime_config", scope: "admin", allTenants: true, ok: 200, check: EMPTY_RUNTIME_CONFIG },
+  { method: "PUT", path: "/api/v1/runtime_config", scope: "admin", allTenants: true, body: () => "{}", ok: 200, check: EMPTY_RUNTIME_CONFIG },
+  { method: "GET", path: `/api/v1/shards?${qs({ tenant: "team-ring" })}`, scope: "admin", allTenants: true, ok: 200, check: ringOf("team-ring", 4) },
+  { method: "PUT", path: `/api/v1/shards?${qs({ tenant: "team-ring", shards: "3" })}`, scope: "admin", allTenants: true, ok: 200, check: ringOf("team-ring", 3) },
+  {
+    method: "GET",
+    path: "/metrics",
+    scope: "admin",
+    allTenants: true,
+    ok: 200,
+    before: flushTeamA,
+    check: async (text, res) => {
+      expect(res.headers.get("Content-Type")).toBe(EXPOSITION_CONTENT_TYPE);
+      // One more sample for team-a shows in the next scrape, exactly.
+      const before = value(parseStrict(text), "cortex_distributor_received_samples_total", { user: "team-a" });
+      expect(await pushUp("team-a")).toBe(204);
+      const again = await opsCall("GET", "/metrics", null);
+      expect(value(parseStrict(await again.text()), "cortex_distributor_received_samples_total", { user: "team-a" })).toBe(before + 1);
+    },
+  },
+  {
+    method: "GET",
+    path: "/distributor/all_user_stats",
+    scope: "admin",
+    allTenants: true,
+    ok: 200,
+    before: flushTeamA,
+    check: async (text) => {
+      const all = JSON.parse(text) as { userID: string; stats: { numSeries: number } }[];
+      expect(all.find((u) => u.userID === "team-a")?.stats.numSeries).toBe(await teamASeries());
+    },
+  },
+  {
+    method: "GET",
+    path: "/status",
+    scope: "admin",
+    allTenants: true,
+    ok: 200,
+    before: flushTeamA,
+    check: (text, res) => {
+      expect(res.headers.get("Content-Type")).toBe("text/html; charset=utf-8");
+      expect(text).toContain('<tr class="tenant-row" data-tenant="team-a">');
+    },
+  },
+  // ---- last: shutdown stops team-a's writes, resume starts them again ----
+  {
+    method: "POST",
+    path: "/shutdown",
+    scope: "admin",
+    ok: 204,
+    check: async () => expect(await pushUp("team-a")).toBe(503),
+  },
+  {
+    method: "DELETE",
+    path: "/shutdown",
+    scope: "admin",
+    ok: 204,
+    check: async () => expect(await pushUp("team-a")).toBe(204),
+  },
+];
 
 function call(route: Route, headers: Record<string, string>): Promise<Response> {
   return SELF.fetch(`http://ingester${route.path}`, { method: route.method, body: route.body?.(), headers: { ...route.headers, ...headers } });
 }
 
-/** A credential with the route's scope, allowed on team-a only (so team-b is the wrong tenant). */
+/** A credential with exactly the route's scope, allowed on team-a only (so team-b is the wrong tenant). */
 const RIGHT_SCOPE_ONE_TENANT: Record<Scope, { name: string; headers: Record<string, string> }> = {
   write: { name: "writer", headers: bearer(TOKENS.writer) },
   read: { name: "grafana", headers: basic(GRAFANA.username, GRAFANA.password) },
@@ -111,6 +333,14 @@ const WRONG_SCOPE: Record<Scope, { name: string; headers: Record<string, string>
   read: { name: "writer", headers: bearer(TOKENS.writer), has: "scope write" },
   admin: { name: "writer", headers: bearer(TOKENS.writer), has: "scope write" },
 };
+
+beforeAll(async () => {
+  const metadata = [{ type: MetricType.GAUGE, metricFamilyName: "auth_probe", help: PROBE_HELP, unit: "" }];
+  const m = await opsCall("POST", "/api/v1/push", "team-a", remoteWriteBody("auth_probe", 7, T, metadata), RW_HEADERS);
+  expect(m.status, await m.text()).toBe(204);
+  const l = await opsCall("POST", "/loki/api/v1/push", "team-a", lokiBody(), JSON_HEADERS);
+  expect(l.status, await l.text()).toBe(204);
+});
 
 describe("every route x {no credential, wrong tenant, wrong scope, right}", () => {
   for (const route of ROUTES) {
@@ -132,11 +362,12 @@ describe("every route x {no credential, wrong tenant, wrong scope, right}", () =
       expect(wrongScope.status, wrongScopeText).toBe(403);
       expect(wrongScopeText).toContain(`scope ${route.scope} required: credential "${ws.name}" has ${ws.has}`);
 
-      const tenant = route.scope === "admin" ? "team-admin" : "team-a";
-      const right = await call(route, { ...bearer(TOKENS.ops), ...(route.allTenants ? {} : { "X-Scope-OrgID": tenant }) });
-      const rightText = await right.text();
-      if (route.ok !== null) expect(right.status, rightText).toBe(route.ok);
-      else expect([401, 403], rightText).not.toContain(right.status);
+      // The right one: exactly the route's scope, on team-a alone (or on "*" where the route acts on every tenant).
+      await route.before?.();
+      const right = await call(route, route.allTenants ? bearer(TOKENS.adminAll) : { ...one.headers, "X-Scope-OrgID": "team-a" });
+      const rightText = route.binary ? "" : await right.text();
+      expect(right.status, rightText).toBe(route.ok);
+      await route.check?.(rightText, right);
     });
   }
 
@@ -145,9 +376,40 @@ describe("every route x {no credential, wrong tenant, wrong scope, right}", () =
   });
 });
 
+describe("the matrix covers the route table", () => {
+  const table = routeTable();
+  /** The route itty-router would run for a row: the first whose method and pattern match. */
+  const routeOf = (row: Route) => table.find((r) => (r.method === row.method || r.method === "ALL") && r.match.test(new URL(`http://ingester${row.path}`).pathname));
+  const key = (method: string, path: string) => `${method} ${path}`;
+
+  it("has a row for every guarded method and path", () => {
+    const covered = new Set(ROUTES.map(routeOf).map((r) => (r === undefined ? "" : key(r.method, r.path))));
+    const guarded = table.filter((r) => r.auth !== null).map((r) => key(r.method, r.path));
+    expect(guarded.length).toBeGreaterThanOrEqual(61);
+    expect(guarded.filter((g) => !covered.has(g))).toEqual([]);
+  });
+
+  it("reaches a guarded route with every row, needing the row's scope and tenants", () => {
+    for (const row of ROUTES) {
+      const r = routeOf(row);
+      expect(r === undefined ? "no route" : key(r.method, r.path), row.path).toBe(key(row.method, r?.path ?? ""));
+      expect(r!.auth, `${row.method} ${row.path} is not guarded`).not.toBeNull();
+      expect(r!.auth!.scope, `${row.method} ${row.path}`).toBe(row.scope);
+      const allTenants = r!.auth!.allTenants?.(new Request(`http://ingester${row.path}`, { method: row.method })) ?? false;
+      expect(allTenants, `${row.method} ${row.path} acts on every tenant`).toBe(row.allTenants ?? false);
+    }
+  });
+
+  it("leaves only /ready, CORS preflights and 404/405 answers unguarded", () => {
+    const guardedPaths = new Set(table.filter((r) => r.auth !== null).map((r) => r.path));
+    const open = table.filter((r) => r.auth === null && !(r.method === "ALL" && (r.path === "*" || guardedPaths.has(r.path))));
+    expect(open.map((r) => key(r.method, r.path))).toEqual(["GET /ready", "OPTIONS /loki/api/v1/push", "OPTIONS /api/prom/push"]);
+  });
+});
+
 describe("credentials", () => {
   const push = ROUTES[0];
-  const query = ROUTES.find((r) => r.path === "/api/v1/query?query=up")!;
+  const query = ROUTES.find((r) => r.method === "GET" && r.path.startsWith("/api/v1/query?"))!;
 
   it("takes the only tenant of a one-tenant credential when X-Scope-OrgID is absent", async () => {
     const r = await call(push, bearer(TOKENS.writer));
@@ -235,6 +497,130 @@ describe("tenant federation (X-Scope-OrgID: A|B)", () => {
     expect(await r.text()).toContain("tenant federation");
     const w = await SELF.fetch("http://ingester/api/v1/push", { method: "POST", body: remoteWriteBody(), headers: { ...RW_HEADERS, ...bearer(TOKENS.ops), "X-Scope-OrgID": "team-a|team-b" } });
     expect(w.status).toBe(400);
+  });
+});
+
+describe("federated limits: a tenant's stricter limit holds when it is federated", () => {
+  // Mimir reads a federated query's limits as the smallest over its tenants
+  // (pkg/util/validation SmallestPositiveIntPerTenant); limitsFor("A|B") alone would give the defaults.
+  const BIG = "fed-big";
+  const SMALL = "fed-small"; // maxSeriesPerQuery 2, holds 3 series
+  const FEW = "fed-few"; // maxSamplesPerQuery 2, one series of 3 samples
+  const SLOW = "fed-slow"; // queryTimeoutMs 0: every query times out before it starts
+  const TINY = "fed-tiny"; // maxRequestBodyBytes 32
+  const SERIES_ERROR = "the query exceeded the maximum number of series (limit: 2 series, maxSeriesPerQuery)";
+  const SAMPLES_ERROR = "query processing would load too many samples into memory in query execution (limit: 2 samples, maxSamplesPerQuery)";
+
+  function pushSeries(tenant: string, series: { labels: Record<string, string>; samples: [number, number][] }[]): Promise<Response> {
+    return opsCall("POST", "/api/v1/push", tenant, snappyCompress(encodeWriteRequestV1(series.map(toSeriesSamples), [])), RW_HEADERS);
+  }
+  async function api(path: string, params: Record<string, string>, tenant: string) {
+    const r = await opsCall("GET", `${path}?${qs(params)}`, tenant);
+    const text = await r.text();
+    return { status: r.status, body: JSON.parse(text) as { status: string; errorType?: string; error?: string; data?: { result: unknown[] } } };
+  }
+  const instant = (query: string, tenant: string) => api("/api/v1/query", { query, time: String(TS) }, tenant);
+  const rangeQuery = (query: string, tenant: string) => api("/api/v1/query_range", { query, start: String(TS - 60), end: String(TS), step: "30" }, tenant);
+  async function remoteRead(tenant: string, matchers = [eq("__name__", "fedlim")]) {
+    const body = snappyCompress(encodeReadRequest([{ matchers, startMs: 0, endMs: NOW + 60_000 }]));
+    const r = await opsCall("POST", "/api/v1/read", tenant, body, RR_HEADERS);
+    if (r.status !== 200) return { status: r.status, text: await r.text(), series: [] };
+    return { status: r.status, text: "", series: readAnswer(decodeRead(await r.arrayBuffer())) };
+  }
+
+  beforeAll(async () => {
+    const put = await opsCall(
+      "PUT",
+      "/api/v1/runtime_config",
+      null,
+      JSON.stringify({ overrides: { [SMALL]: { maxSeriesPerQuery: 2 }, [FEW]: { maxSamplesPerQuery: 2 }, [SLOW]: { queryTimeoutMs: 0 }, [TINY]: { maxRequestBodyBytes: 32 } } }),
+    );
+    expect(put.status, await put.text()).toBe(200);
+    const one = (i: number, v: number) => ({ labels: { __name__: "fedlim", job: "auth", i: String(i) }, samples: [[T, v]] as [number, number][] });
+    for (const [tenant, series] of [
+      [BIG, [one(0, 10)]],
+      [SMALL, [one(0, 20), one(1, 21), one(2, 22)]],
+      [FEW, [{ labels: { __name__: "fedlim", job: "auth", i: "0" }, samples: [[T - 20_000, 30], [T - 10_000, 31], [T, 32]] as [number, number][] }]],
+      // fed-tiny holds nothing: its body limit refuses pushes too.
+      [SLOW, [one(0, 40)]],
+    ] as const) {
+      const r = await pushSeries(tenant, [...series]);
+      expect(r.status, await r.text()).toBe(204);
+    }
+  });
+
+  it("maxSeriesPerQuery: 422 federated as alone, on query and query_range", async () => {
+    expect(await instant("fedlim", BIG)).toEqual({ status: 200, body: { status: "success", data: { resultType: "vector", result: [{ metric: { __name__: "fedlim", i: "0", job: "auth" }, value: [TS, "10"] }] } } });
+    for (const tenant of [SMALL, `${BIG}|${SMALL}`]) {
+      for (const r of [await instant("fedlim", tenant), await rangeQuery("fedlim", tenant)]) {
+        expect([r.status, r.body.errorType], tenant).toEqual([422, "execution"]);
+        expect(r.body.error).toContain(SERIES_ERROR);
+      }
+    }
+    // Choosing fed-big with __tenant_id__ stays within the limit of 2.
+    const chosen = await instant('fedlim{__tenant_id__="fed-big"}', `${BIG}|${SMALL}`);
+    expect(chosen.status).toBe(200);
+    expect(chosen.body.data!.result).toEqual([{ metric: { __name__: "fedlim", __tenant_id__: BIG, i: "0", job: "auth" }, value: [TS, "10"] }]);
+  });
+
+  it("maxSamplesPerQuery: 422 federated as alone", async () => {
+    expect((await instant("count_over_time(fedlim[1m])", BIG)).status).toBe(200);
+    for (const tenant of [FEW, `${BIG}|${FEW}`]) {
+      const r = await instant("count_over_time(fedlim[1m])", tenant);
+      expect([r.status, r.body.errorType], tenant).toEqual([422, "execution"]);
+      expect(r.body.error).toBe(SAMPLES_ERROR);
+    }
+  });
+
+  it("queryTimeoutMs: 503 federated as alone, on query and query_range", async () => {
+    expect((await rangeQuery("fedlim", BIG)).status).toBe(200);
+    for (const tenant of [SLOW, `${SLOW}|${BIG}`]) {
+      for (const r of [await instant("fedlim", tenant), await rangeQuery("fedlim", tenant)]) {
+        expect(r, tenant).toEqual({ status: 503, body: { status: "error", errorType: "timeout", error: "query timed out in query queue" } });
+      }
+    }
+  });
+
+  it("query_range merges the tenants' series, each labelled with __tenant_id__", async () => {
+    const r = await rangeQuery('fedlim{i="0"}', `${BIG}|${SMALL}`);
+    expect(r).toEqual({
+      status: 200,
+      body: {
+        status: "success",
+        data: {
+          resultType: "matrix",
+          result: [
+            { metric: { __name__: "fedlim", __tenant_id__: BIG, i: "0", job: "auth" }, values: [[TS, "10"]] },
+            { metric: { __name__: "fedlim", __tenant_id__: SMALL, i: "0", job: "auth" }, values: [[TS, "20"]] },
+          ],
+        },
+      },
+    });
+  });
+
+  it("remote read merges the tenants' series with __tenant_id__, and the smallest body limit holds", async () => {
+    const both = await remoteRead(`${BIG}|${SMALL}`);
+    expect(both.status, both.text).toBe(200);
+    const labels = (tenant: string, i: number) => ["__name__", "fedlim", "__tenant_id__", tenant, "i", String(i), "job", "auth"];
+    expect(both.series).toEqual([
+      [
+        { labels: labels(BIG, 0), samples: [[T, 10]] },
+        { labels: labels(SMALL, 0), samples: [[T, 20]] },
+        { labels: labels(SMALL, 1), samples: [[T, 21]] },
+        { labels: labels(SMALL, 2), samples: [[T, 22]] },
+      ],
+    ]);
+    const chosen = await remoteRead(`${BIG}|${SMALL}`, [eq("__name__", "fedlim"), eq("__tenant_id__", SMALL), re("i", "[01]")]);
+    expect(chosen.series).toEqual([[{ labels: labels(SMALL, 0), samples: [[T, 20]] }, { labels: labels(SMALL, 1), samples: [[T, 21]] }]]);
+
+    // A body over fed-tiny's 32 bytes: 413 alone and federated, 200 for fed-big alone.
+    const big = [eq("__name__", "fedlim"), re("job", "auth|a-longer-alternative-to-pass-32-bytes")];
+    expect((await remoteRead(BIG, big)).status).toBe(200);
+    for (const tenant of [TINY, `${BIG}|${TINY}`]) {
+      const r = await remoteRead(tenant, big);
+      expect(r.status, tenant).toBe(413);
+      expect(r.text).toContain("exceeds the limit of 32 bytes (maxRequestBodyBytes)");
+    }
   });
 });
 
