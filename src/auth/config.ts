@@ -8,6 +8,7 @@ import { validateTenant } from "../http/tenant";
 import { HttpError } from "../http/errors";
 import type { Scope } from "./context";
 import { fromHex, sha256 } from "./secrets";
+import { jsonSyntaxError } from "../config/json_syntax";
 
 export const SCOPES: readonly Scope[] = ["write", "read", "admin"];
 
@@ -51,8 +52,8 @@ export async function parseAuthConfig(source: string): Promise<AuthConfig> {
   try {
     raw = JSON.parse(source);
   } catch {
-    // JSON.parse's message may quote the text, which holds secrets.
-    throw invalid("the secret", "is not valid JSON");
+    // JSON.parse's message may quote the text, which holds secrets: only the position.
+    throw invalid("the secret", `is not valid JSON (${jsonSyntaxError(source)})`);
   }
   if (typeof raw !== "object" || raw === null || !Array.isArray((raw as { credentials?: unknown }).credentials)) {
     throw invalid("the secret", 'must be an object {"credentials": [...]}');

@@ -14,6 +14,7 @@ import { HttpError } from "../http/errors";
 import { readBody } from "../http/body";
 import { validateTenant } from "../http/tenant";
 import { fromHex, sha256, toHex } from "../auth/secrets";
+import { jsonSyntaxError } from "./json_syntax";
 
 export const RUNTIME_CONFIG_KEY = "config/runtime.json";
 export const RUNTIME_CONFIG_TTL_MS = 10_000;
@@ -92,13 +93,7 @@ export async function handleGetRuntimeConfig(env: Env): Promise<Response> {
 /** PUT /api/v1/runtime_config: validates (400 naming the field), stores, applies in this isolate at once. */
 export async function handlePutRuntimeConfig(request: Request, env: Env): Promise<Response> {
   const body = await readBody(request, MAX_CONFIG_BYTES);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder().decode(body));
-  } catch (e) {
-    throw new HttpError(400, `runtime config is not valid JSON: ${(e as Error).message}`);
-  }
-  const config = await parseRuntimeConfig(raw);
+  const config = await parseRuntimeConfig(new TextDecoder().decode(body));
   const json = toJson(config);
   await env.BLOCKS.put(RUNTIME_CONFIG_KEY, JSON.stringify(json, null, 2), { httpMetadata: { contentType: "application/json" } });
   install(config);
@@ -111,8 +106,9 @@ export async function parseRuntimeConfig(input: unknown): Promise<RuntimeConfig>
   if (typeof input === "string") {
     try {
       raw = JSON.parse(input);
-    } catch (e) {
-      throw bad(`is not valid JSON: ${(e as Error).message}`);
+    } catch {
+      // Not JSON.parse's message: V8's may quote the body, which can hold a browser key.
+      throw bad(`is not valid JSON: ${jsonSyntaxError(input)}`);
     }
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw bad('must be a JSON object {"overrides": {...}, "browserKeys": [...]}');

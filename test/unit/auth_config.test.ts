@@ -40,7 +40,9 @@ describe("AUTH_CONFIG", () => {
   it("fails closed with a 500 naming the field, never the secret", async () => {
     const secret = "super-secret-token-0123456789";
     const cases: [unknown, string][] = [
-      [`{"credentials": [{"token": "${secret}"`, "is not valid JSON"],
+      [`{"credentials": [{"token": "${secret}"`, "is not valid JSON (unexpected end at line 1, column 59)"],
+      // V8's own message would quote this text: 'Unexpected token 's', "{"credenti"... is not valid JSON'.
+      [`{"credentials": [{"token": ${secret}}]}`, "is not valid JSON (unexpected character at line 1, column 28)"],
       [{ creds: [] }, '{"credentials": [...]}'],
       [{ credentials: [{ token: secret, tenants: ["t"], scopes: ["write"] }] }, "credentials[0] needs a non-empty string name"],
       [{ credentials: [{ name: "x", token: "short", tenants: ["t"], scopes: ["write"] }] }, 'credential "x" token must be a string of at least 16 characters'],

@@ -630,7 +630,8 @@ describe("browser keys", () => {
   const ORIGIN = "https://shop.example";
 
   async function putConfig(config: unknown): Promise<Response> {
-    return SELF.fetch("http://ingester/api/v1/runtime_config", { method: "PUT", body: JSON.stringify(config), headers: bearer(TOKENS.ops) });
+    const body = typeof config === "string" ? config : JSON.stringify(config);
+    return SELF.fetch("http://ingester/api/v1/runtime_config", { method: "PUT", body, headers: bearer(TOKENS.ops) });
   }
   function lokiPush(query: string, headers: Record<string, string>): Promise<Response> {
     return SELF.fetch(`http://ingester/loki/api/v1/push${query}`, { method: "POST", body: lokiBody(), headers: { ...JSON_HEADERS, ...headers } });
@@ -667,6 +668,23 @@ describe("browser keys", () => {
       expect(r.status, `${query} ${JSON.stringify(headers)}: ${text}`).toBe(status);
       expect(text).toContain(message);
       expect(text).not.toContain(SHOP_KEY);
+    }
+  });
+
+  it("a bad runtime config body is refused with its line and column, never echoing a key in it", async () => {
+    const secret = "leaky-browser-key-0123456789";
+    const cases: [string, string][] = [
+      // V8's JSON.parse message would quote the text around the unquoted key.
+      [`{"browserKeys": [{"id": "k", "key": ${secret}, "tenant": "team-a"}]}`, `unexpected character at line 1, column ${'{"browserKeys": [{"id": "k", "key": '.length + 1}`],
+      [`{"browserKeys": [\n  {"id": "k", "key": "${secret}"`, `unexpected end at line 2, column ${`  {"id": "k", "key": "${secret}"`.length + 1}`],
+      [`{"browserKeys": [{"id": "k", "key": "${secret}"}]}}`, `unexpected character at line 1, column ${`{"browserKeys": [{"id": "k", "key": "${secret}"}]}`.length + 1}`],
+    ];
+    for (const [body, where] of cases) {
+      const r = await putConfig(body);
+      const text = await r.text();
+      expect(r.status, text).toBe(400);
+      expect(text).toBe(`runtime config is not valid JSON: ${where}\n`);
+      expect(text).not.toContain(secret.slice(0, 6));
     }
   });
 
