@@ -11,7 +11,7 @@ import { appendLogPush, applyBatch } from "../src/ingester/logs/append";
 import { LogWalDecoder } from "../src/ingester/logs/wal";
 import { LogChunkBuilder } from "../src/storage/logs/chunk";
 import { flushLogHead, type LogFlushResult } from "../src/ingester/logs/flusher";
-import { headLogIndexStats, headLogLabelNames, headLogLabelValues, headLogSeries, selectLogStreams } from "../src/ingester/logs/read";
+import { headLogChunkFacts, headLogIndexStats, headLogLabelNames, headLogLabelValues, headLogSeries, selectLogStreams, type HeadStreamChunks } from "../src/ingester/logs/read";
 import { TailHub, parseTailMatchers } from "../src/ingester/logs/tail";
 import type { LogDiscardCount, LogIndexQuery, LogIndexStats, LogShardPush, LogShardPushResult, LogShardSelect, LogShardStats, SelectedLogStream } from "../src/ingester/logs/rpc";
 import type { FlatLabels } from "../src/model/labels";
@@ -191,6 +191,11 @@ export class LogIngester extends DurableObject<Env> {
   /** /index/stats over the head's unflushed chunks; `streamLabels` lets the querier count streams once across shards and R2. */
   async indexStats(q: LogIndexQuery): Promise<LogIndexStats & { streamLabels: string[] }> {
     return headLogIndexStats(this.head, q);
+  }
+
+  /** The matching streams' unflushed chunks in the range (entries, uncompressed bytes, times), for /index/volume. */
+  async chunkFacts(q: LogIndexQuery): Promise<HeadStreamChunks[]> {
+    return headLogChunkFacts(this.head, q);
   }
 
   /** Live tail: `Upgrade: websocket` with ?matchers=<JSON LabelMatcher[]>. */

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 const TENANT = "loki-api";
 const NOW_MS = Math.floor(Date.now() / 60_000) * 60_000 - 10 * 60_000;
 const ns = (ms: number, extraNs = 0): string => (BigInt(ms) * 1_000_000n + BigInt(extraNs)).toString();
+const utf8 = (s: string): number => new TextEncoder().encode(s).length;
 
 interface Stream {
   stream: Record<string, string>;
@@ -234,15 +235,47 @@ describe("Loki HTTP API", () => {
       expect(sorted(posted)).toEqual([PUSHED[1], PUSHED[2]].map((p) => JSON.stringify(p.stream)).sort());
     });
 
-    it("index stats: streams, entries and bytes of a selector", async () => {
+    it("index stats: streams, entries and uncompressed bytes of a selector", async () => {
       const stats = await json<{ streams: number; chunks: number; entries: number; bytes: number }>(await get("/loki/api/v1/index/stats", { query: '{app="api"}', start: START, end: END }));
       const api = PUSHED.slice(0, 2);
-      expect(stats.streams).toBe(2);
-      expect(stats.entries).toBe(api.reduce((n, p) => n + p.values.length, 0));
-      // Chunk bytes as stored (src/querier/logs/select.ts): present, not the lines' exact sum.
-      expect(stats.bytes).toBeGreaterThan(0);
-      expect(stats.chunks).toBeGreaterThanOrEqual(1);
+      // Loki's bytes are the chunks' UNCOMPRESSED size: here the lines' UTF-8 bytes (no metadata).
+      expect(stats).toEqual({ streams: 2, chunks: 2, entries: 9, bytes: api.reduce((n, p) => n + p.values.reduce((b, v) => b + utf8(v[1]), 0), 0) });
       await expect400(get("/loki/api/v1/index/stats", { start: START, end: END }), 'query parameter is required: a stream selector such as {app="x"}');
+    });
+
+    it("index stats of part of a chunk: entries and bytes scaled by the share of its span (Loki's GetFactorOfTime)", async () => {
+      // {level="info"} of api: 6 entries at NOW_MS + i s + 123 ns, one chunk spanning 5 s.
+      const info = PUSHED[0];
+      const from = BigInt(NOW_MS + 2500) * 1_000_000n;
+      const min = BigInt(info.values[0][0]);
+      const max = BigInt(info.values[5][0]);
+      const factor = Number(max - from) / Number(max - min);
+      const bytes = info.values.reduce((b, v) => b + utf8(v[1]), 0);
+      const stats = await json(await get("/loki/api/v1/index/stats", { query: '{app="api", level="info"}', start: from.toString(), end: END }));
+      expect(stats).toEqual({ streams: 1, chunks: 1, entries: Math.floor(6 * factor), bytes: Math.floor(bytes * factor) });
+      expect(Math.floor(6 * factor)).toBe(3);
+    });
+
+    it("index stats count structured metadata names and values, from the heads and, after a flush, from R2 blocks", async () => {
+      const tenant = "loki-api-stats";
+      const t = NOW_MS + 20_000;
+      const values: [string, string, Record<string, string>?][] = [
+        [ns(t), "GET /naïve 200", { trace_id: "abc123", span: "ünï" }],
+        [ns(t + 1), "plain line"],
+        [ns(t + 2), "another", { trace_id: "def" }],
+      ];
+      const push = await SELF.fetch("http://ingester/loki/api/v1/push", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Scope-OrgID": tenant },
+        body: JSON.stringify({ streams: [{ stream: { app: "stats" }, values }] }),
+      });
+      expect(push.status, await push.text()).toBe(204);
+      const want = values.reduce((n, [, line, meta]) => n + utf8(line) + Object.entries(meta ?? {}).reduce((m, [k, v]) => m + utf8(k) + utf8(v), 0), 0);
+      const params = { query: '{app="stats"}', start: START, end: END };
+      expect(await json(await get("/loki/api/v1/index/stats", params, tenant))).toEqual({ streams: 1, chunks: 1, entries: 3, bytes: want });
+      const flushed = await SELF.fetch("http://ingester/flush", { method: "POST", headers: { "X-Scope-OrgID": tenant } });
+      expect(flushed.status).toBe(204);
+      expect(await json(await get("/loki/api/v1/index/stats", params, tenant))).toEqual({ streams: 1, chunks: 1, entries: 3, bytes: want });
     });
 
     it("another tenant sees nothing", async () => {

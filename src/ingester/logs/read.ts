@@ -1,5 +1,6 @@
 // Reading a log shard's head: streams by matchers over a time range [start, end),
-// and the index lookups of Loki's API (label names, values, series, index stats).
+// and the index lookups of Loki's API (label names, values, series, index stats and
+// the chunk facts volumes are computed from).
 // Candidates come from the postings (never a scan when a matcher needs its label
 // present); every candidate is checked against all matchers.
 
@@ -7,6 +8,7 @@ import { compareLabels, getLabel, type FlatLabels } from "../../model/labels";
 import { cmpNs } from "../../model/logtime";
 import { compileMatcher, matchesAll, type CompiledMatcher } from "../../model/matchers";
 import type { LabelMatcher } from "../../proto/types";
+import { factorOfTime } from "../../storage/logs/chunk_stats";
 import { candidates } from "../read";
 import type { LogHead } from "./head";
 import type { LogIndexQuery, LogIndexStats, SelectedLogStream } from "./rpc";
@@ -91,35 +93,64 @@ export function headLogSeries(head: LogHead, q: LogIndexQuery): FlatLabels[] {
   return out.sort(compareLabels);
 }
 
+/** One unflushed chunk as index statistics and volumes count it. */
+export interface HeadChunkFacts {
+  minMs: number;
+  minNs: number;
+  maxMs: number;
+  maxNs: number;
+  entries: number;
+  /** Uncompressed line + structured metadata bytes (Loki's UncompressedSize). */
+  bytes: number;
+}
+
+/** A matching stream's unflushed chunks overlapping the range (canonical label string). */
+export interface HeadStreamChunks {
+  labels: string;
+  chunks: HeadChunkFacts[];
+}
+
 /**
- * Loki's /index/stats over the head: streams with unflushed data in the range, and
- * the chunks overlapping it with their entries and bytes (whole chunks, as Loki
- * counts chunk references; bytes as stored, compressed, which is what R2 blocks'
- * indexes know too). Flushed chunks are left to R2, so the querier's sum counts
+ * The unflushed chunks (closed ones not yet in R2, and the open one) of every
+ * stream matching the query that overlap its range, as Loki's ingester GetStats and
+ * GetVolume walk them. Flushed chunks are left to R2, so the querier's sum counts
  * each chunk once.
  */
-export function headLogIndexStats(head: LogHead, q: LogIndexQuery): LogIndexStats & { streamLabels: string[] } {
-  const stats = { streams: 0, chunks: 0, entries: 0, bytes: 0, streamLabels: [] as string[] };
+export function headLogChunkFacts(head: LogHead, q: LogIndexQuery): HeadStreamChunks[] {
+  const out: HeadStreamChunks[] = [];
   forEachMatching(head, q, (s) => {
-    let any = false;
+    const chunks: HeadChunkFacts[] = [];
     for (const c of s.closed) {
       if (c.flushedAt !== 0 || !overlaps(c.minMs, c.minNs, c.maxMs, c.maxNs, q)) continue;
-      any = true;
-      stats.chunks++;
-      stats.entries += c.entries;
-      stats.bytes += c.data.length;
+      chunks.push({ minMs: c.minMs, minNs: c.minNs, maxMs: c.maxMs, maxNs: c.maxNs, entries: c.entries, bytes: c.bytes });
     }
     const open = s.open;
     if (open !== null && open.entries > 0 && overlaps(open.minMs, open.minNs, open.maxMs, open.maxNs, q)) {
-      any = true;
-      stats.chunks++;
-      stats.entries += open.entries;
-      stats.bytes += open.compressedBytes;
+      chunks.push({ minMs: open.minMs, minNs: open.minNs, maxMs: open.maxMs, maxNs: open.maxNs, entries: open.entries, bytes: open.uncompressedBytes });
     }
-    if (any) {
-      stats.streams++;
-      stats.streamLabels.push(s.labels);
-    }
+    if (chunks.length > 0) out.push({ labels: s.labels, chunks });
   });
+  return out;
+}
+
+/**
+ * Loki's /index/stats over the head (ingester instance.getStats): streams with
+ * unflushed chunks in the range; per chunk, its entries and UNCOMPRESSED bytes scaled
+ * by the share of its time span the range covers (util.GetFactorOfTime), truncated.
+ */
+export function headLogIndexStats(head: LogHead, q: LogIndexQuery): LogIndexStats & { streamLabels: string[] } {
+  const stats = { streams: 0, chunks: 0, entries: 0, bytes: 0, streamLabels: [] as string[] };
+  const from = { ms: q.startMs, ns: q.startNs };
+  const through = { ms: q.endMs, ns: q.endNs };
+  for (const s of headLogChunkFacts(head, q)) {
+    stats.streams++;
+    stats.streamLabels.push(s.labels);
+    for (const c of s.chunks) {
+      const f = factorOfTime(from, through, { ms: c.minMs, ns: c.minNs }, { ms: c.maxMs, ns: c.maxNs });
+      stats.chunks++;
+      stats.entries += Math.floor(f * c.entries);
+      stats.bytes += Math.floor(f * c.bytes);
+    }
+  }
   return stats;
 }

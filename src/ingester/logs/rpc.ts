@@ -28,6 +28,8 @@ export interface LogShardPush {
   /** src/ingester/logs/batch.ts: streams already validated, labels canonical. */
   batch: Uint8Array;
   limits: LogShardLimits;
+  /** `since` of the ring that placed the batch (RingHistory.since): a retired shard refuses older rings. */
+  ringSince?: number;
   /**
    * Entries the distributor refused in this request (validation), carried to this
    * shard's persisted counters (src/observability/distributor.ts): counted in
@@ -108,7 +110,7 @@ export interface LogIndexStats {
   streams: number;
   chunks: number;
   entries: number;
-  /** Chunk bytes as stored (compressed; the open chunk's head block raw). */
+  /** Uncompressed line + structured metadata bytes of the chunks (Loki's UncompressedSize), scaled by the range's share of each chunk. */
   bytes: number;
 }
 

@@ -29,10 +29,13 @@ import { compareLabels, seriesKey, type FlatLabels } from "../../model/labels";
 import type { LogSelectParams, LogStreamData } from "../../model/logs";
 import { compileMatcher, MatcherError, type CompiledMatcher } from "../../model/matchers";
 import type { LabelMatcher } from "../../proto/types";
+import { ChunkEncoding, type ChunkRef } from "../../storage/block/format";
+import { readChunks, type BlockIndex } from "../../storage/block/reader";
+import { BlockGoneError, r2Source, type ListedBlock } from "../../storage/blocks";
 import { msRange } from "../../storage/logs/block";
 import { openLogBlocks, queryLogBlocks } from "../../storage/logs/blocks";
+import { factorOfTime, logChunkUncompressedBytes, type NsPoint } from "../../storage/logs/chunk_stats";
 import { streamsFromChunks, type StreamChunks } from "../../storage/logs/merge";
-import type { BlockIndex } from "../../storage/block/reader";
 
 export type { LogIndexQuery, LogIndexStats } from "../../ingester/logs/rpc";
 
@@ -85,15 +88,15 @@ function* concat<T>(a: Iterable<T>, b: Iterable<T>): Iterable<T> {
   yield* b;
 }
 
-/** The R2 side of an index query: each overlapping block's index with the ms range to select. */
-async function blockIndexes(env: Env, tenant: string, q: LogIndexQuery, gate: Semaphore): Promise<{ indexes: BlockIndex[]; mint: number; maxt: number }> {
-  const opened = await openLogBlocks(env.BLOCKS, tenant, q.startMs, q.startNs, q.endMs, q.endNs, { gate });
+/** The R2 side of an index query: each overlapping block (and its index) with the ms range to select. */
+async function blockIndexes(env: Env, tenant: string, q: LogIndexQuery, gate: Semaphore): Promise<{ blocks: { block: ListedBlock; index: BlockIndex }[]; indexes: BlockIndex[]; mint: number; maxt: number }> {
+  const blocks = await openLogBlocks(env.BLOCKS, tenant, q.startMs, q.startNs, q.endMs, q.endNs, { gate });
   const { mint, maxt } = msRange(q.startMs, q.startNs, q.endMs, q.endNs);
-  return { indexes: opened.map((o) => o.index), mint, maxt };
+  return { blocks, indexes: blocks.map((o) => o.index), mint, maxt };
 }
 
 /** Calls fn once per stream of a block index matching any set (all streams when there are no sets). */
-function eachBlockStream(index: BlockIndex, sets: CompiledMatcher[][], mint: number, maxt: number, fn: (labels: FlatLabels, chunks: { numSamples: number; length: number }[]) => void): void {
+function eachBlockStream(index: BlockIndex, sets: CompiledMatcher[][], mint: number, maxt: number, fn: (labels: FlatLabels, chunks: ChunkRef[]) => void): void {
   const seen = sets.length > 1 ? new Set<string>() : null;
   for (const set of sets.length > 0 ? sets : [[]]) {
     for (const s of index.select(set, mint, maxt)) {
@@ -148,9 +151,113 @@ export async function logSeries(env: Env, tenant: string, q: LogIndexQuery, gate
 }
 
 /**
+ * Uncompressed bytes of log chunks in R2, by block key and chunk offset: blocks are
+ * immutable, so a size once read (which costs the chunk's bytes and a decompression:
+ * the block index keeps only compressed lengths) stays right for the isolate's life.
+ * Bounded in entries; the oldest are forgotten first.
+ */
+const uncompressedMemo = new Map<string, number>();
+const UNCOMPRESSED_MEMO_MAX = 50_000;
+
+/** The uncompressed size of each ref's chunk (line + structured metadata bytes), in refs order. */
+async function uncompressedSizes(bucket: R2Bucket, block: ListedBlock, refs: readonly ChunkRef[], gate: Semaphore): Promise<number[]> {
+  const out = new Array<number>(refs.length);
+  const missing: number[] = [];
+  for (let i = 0; i < refs.length; i++) {
+    const hit = uncompressedMemo.get(`${block.key}#${refs[i].offset}`);
+    if (hit === undefined) missing.push(i);
+    else out[i] = hit;
+  }
+  if (missing.length === 0) return out;
+  const data = await readChunks(r2Source(bucket, block.key, block.size, gate), missing.map((i) => refs[i]));
+  for (let k = 0; k < missing.length; k++) {
+    const size = logChunkUncompressedBytes(data[k]);
+    out[missing[k]] = size;
+    if (uncompressedMemo.size >= UNCOMPRESSED_MEMO_MAX) uncompressedMemo.delete(uncompressedMemo.keys().next().value as string);
+    uncompressedMemo.set(`${block.key}#${refs[missing[k]].offset}`, size);
+  }
+  return out;
+}
+
+/** One chunk as index statistics and volumes count it: its span, entries and uncompressed bytes. */
+export interface ChunkFacts {
+  min: NsPoint;
+  max: NsPoint;
+  entries: number;
+  bytes: number;
+}
+
+/** A stream with its chunks from the heads and R2 that overlap a range. */
+export interface StreamFacts {
+  labels: FlatLabels;
+  chunks: ChunkFacts[];
+}
+
+/**
+ * Every stream matching any of `q.matcherSets` (all when empty) with its chunks
+ * overlapping the range: the heads' unflushed chunks (bounds to the nanosecond) and
+ * the R2 blocks' chunks (the index's millisecond bounds, sizes read once per chunk),
+ * one entry per stream, sorted by labels. Volumes (src/querier/loki/volume.ts) are
+ * computed from these, as Loki's GetVolume walks its ingesters' and index's chunks.
+ */
+export async function logChunkFacts(env: Env, tenant: string, q: LogIndexQuery, gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS)): Promise<StreamFacts[]> {
+  const sets = q.matcherSets.map(compile);
+  const byKey = new Map<string, StreamFacts>();
+  const streamOf = (labels: FlatLabels): StreamFacts => {
+    const k = seriesKey(labels);
+    let s = byKey.get(k);
+    if (s === undefined) byKey.set(k, (s = { labels, chunks: [] }));
+    return s;
+  };
+  for (const list of await onShards(env, tenant, q.startMs, gate, (stub) => stub.chunkFacts(q))) {
+    for (const h of list) {
+      const s = streamOf(parseStreamLabels(h.labels));
+      for (const c of h.chunks) s.chunks.push({ min: { ms: c.minMs, ns: c.minNs }, max: { ms: c.maxMs, ns: c.maxNs }, entries: c.entries, bytes: c.bytes });
+    }
+  }
+  for (const picked of await blockChunks(env, tenant, q, sets, gate)) {
+    for (const p of picked) {
+      const s = streamOf(p.labels);
+      for (let i = 0; i < p.refs.length; i++) {
+        const r = p.refs[i];
+        s.chunks.push({ min: { ms: r.mint, ns: 0 }, max: { ms: r.maxt, ns: 0 }, entries: r.numSamples, bytes: p.sizes[i] });
+      }
+    }
+  }
+  return [...byKey.values()].sort((a, b) => compareLabels(a.labels, b.labels));
+}
+
+/** Per overlapping block: the matching streams' log chunk refs in the range with their uncompressed sizes. */
+async function blockChunks(env: Env, tenant: string, q: LogIndexQuery, sets: CompiledMatcher[][], gate: Semaphore): Promise<{ labels: FlatLabels; refs: ChunkRef[]; sizes: number[] }[][]> {
+  const { blocks, mint, maxt } = await blockIndexes(env, tenant, q, gate);
+  const perBlock = await Promise.all(
+    blocks.map(async ({ block, index }) => {
+      const picked: { labels: FlatLabels; refs: ChunkRef[]; sizes: number[] }[] = [];
+      eachBlockStream(index, sets, mint, maxt, (labels, chunks) => {
+        const refs = chunks.filter((c) => c.encoding === ChunkEncoding.LOG);
+        if (refs.length > 0) picked.push({ labels, refs, sizes: [] });
+      });
+      try {
+        const sizes = await uncompressedSizes(env.BLOCKS, block, picked.flatMap((p) => p.refs), gate);
+        let k = 0;
+        for (const p of picked) for (let i = 0; i < p.refs.length; i++) p.sizes.push(sizes[k++]);
+        return picked;
+      } catch (e) {
+        // Deleted by retention between the list and the read: not a failed query.
+        if (e instanceof BlockGoneError) return [];
+        throw e;
+      }
+    }),
+  );
+  return perBlock;
+}
+
+/**
  * Loki's /index/stats: streams matching (counted once across shards and blocks),
- * chunks overlapping the range, their entries and stored bytes. Whole chunks are
- * counted, as Loki counts chunk references: an estimate of what a query reads.
+ * chunks overlapping the range, and their entries and UNCOMPRESSED bytes (line +
+ * structured metadata, Loki's UncompressedSize), each scaled by the share of the
+ * chunk's time span the range covers (util.GetFactorOfTime) and truncated, as Loki's
+ * ingesters and index do.
  */
 export async function logIndexStats(env: Env, tenant: string, q: LogIndexQuery, gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS)): Promise<LogIndexStats> {
   const sets = q.matcherSets.map(compile);
@@ -162,16 +269,19 @@ export async function logIndexStats(env: Env, tenant: string, q: LogIndexQuery, 
     out.bytes += s.bytes;
     for (const l of s.streamLabels) streams.add(seriesKey(parseStreamLabels(l)));
   }
-  const { indexes, mint, maxt } = await blockIndexes(env, tenant, q, gate);
-  for (const index of indexes) {
-    eachBlockStream(index, sets, mint, maxt, (labels, chunks) => {
-      streams.add(seriesKey(labels));
-      for (const c of chunks) {
+  const from = { ms: q.startMs, ns: q.startNs };
+  const through = { ms: q.endMs, ns: q.endNs };
+  for (const picked of await blockChunks(env, tenant, q, sets, gate)) {
+    for (const p of picked) {
+      streams.add(seriesKey(p.labels));
+      for (let i = 0; i < p.refs.length; i++) {
+        const r = p.refs[i];
+        const f = factorOfTime(from, through, { ms: r.mint, ns: 0 }, { ms: r.maxt, ns: 0 });
         out.chunks++;
-        out.entries += c.numSamples;
-        out.bytes += c.length;
+        out.entries += Math.floor(f * r.numSamples);
+        out.bytes += Math.floor(f * p.sizes[i]);
       }
-    });
+    }
   }
   out.streams = streams.size;
   return out;

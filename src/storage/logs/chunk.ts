@@ -58,11 +58,20 @@ export interface LogChunkOptions {
   encoding?: LogChunkEncoding;
 }
 
-/** Bytes an entry's metadata strings count for (Loki counts structured metadata in the block size too). */
+/** UTF-8 bytes an entry's metadata strings count for (Loki's metaLabelsLen: len(name) + len(value), in bytes; in the block size too). */
 function metaSize(meta: readonly string[] | null): number {
   if (meta === null) return 0;
   let n = 0;
-  for (let i = 0; i < meta.length; i++) n += meta[i].length;
+  for (let i = 0; i < meta.length; i++) {
+    const s = meta[i];
+    n += s.length;
+    for (let k = 0; k < s.length; k++) {
+      const c = s.charCodeAt(k);
+      if (c < 0x80) continue;
+      if (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)) n += 1; // 2 bytes; a surrogate pair's 2 units make 4
+      else n += 2;
+    }
+  }
   return n;
 }
 
