@@ -33,6 +33,13 @@ export default defineConfig({
                   // test/worker/loki_push.test.ts: a browser page's tenant, and one refusing sendBeacon bodies.
                   browser: { corsAllowedOrigins: ["http://localhost:5173"], allowBeaconPush: 1 },
                   nobeacon: { allowBeaconPush: 0 },
+                  // test/worker/loki_push.test.ts: per-tenant Loki limits; no line, metadata or rate limits (the RPC cap); streams over 2 shards.
+                  lp_maxline: { maxLineSize: 100 },
+                  lp_oldage: { rejectOldLogsMaxAgeMs: 3_600_000 },
+                  lp_grace: { creationGracePeriodMs: 60_000 },
+                  lp_meta: { maxStructuredMetadataSize: 100, maxStructuredMetadataEntriesCount: 2 },
+                  lp_unlimited: { maxLineSize: 0, maxStructuredMetadataSize: 0, maxStructuredMetadataEntriesCount: 0, logIngestionRateBytes: 0 },
+                  lp_streams: { maxGlobalStreamsPerUser: 4, shards: 2 },
                   // test/worker/retention.test.ts: 24 h retention, one tenant per test.
                   ret_sweep: { retentionPeriodMs: 86_400_000, shards: 2 },
                   ret_clamp: { retentionPeriodMs: 86_400_000, shards: 2 },

@@ -45,6 +45,10 @@ export interface Limits {
   maxLogLabelNamesPerStream: number;
   /** Loki max_line_size: longest log line in bytes (256 KiB); longer lines are refused. */
   maxLineSize: number;
+  /** Loki max_structured_metadata_size (64 KB): name + value bytes of one entry's structured metadata; 0 = unlimited. */
+  maxStructuredMetadataSize: number;
+  /** Loki max_structured_metadata_entries_count (128): structured metadata pairs of one entry; 0 = unlimited. */
+  maxStructuredMetadataEntriesCount: number;
   /** Loki reject_old_samples_max_age: entries older than now - this are refused (1 week). */
   rejectOldLogsMaxAgeMs: number;
   /** Loki chunk_block_size: uncompressed bytes of a log chunk block before compression (256 KiB). */
@@ -125,6 +129,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   queryTimeoutMs: 2 * MINUTE,
   maxLogLabelNamesPerStream: 15,
   maxLineSize: 256 * 1024,
+  maxStructuredMetadataSize: 64 * 1024,
+  maxStructuredMetadataEntriesCount: 128,
   rejectOldLogsMaxAgeMs: 7 * 24 * HOUR,
   logChunkBlockSize: 256 * 1024,
   logChunkTargetSize: 1_572_864,

@@ -6,8 +6,9 @@
 // it (or "*"). The actual POST then names its tenant, and that tenant's list must
 // contain the origin (403 otherwise). Every push answer to an allowed origin, success
 // or error, carries Access-Control-Allow-Origin, so the page can read the status and
-// the message (a refused origin gets no grant, so its page cannot). Requests without
-// Origin (servers, curl) are unaffected.
+// the message (a refused origin gets no grant, so its page cannot), and may read
+// Retry-After (not a CORS-safelisted response header, so exposed by name: a page backing
+// off a 429 needs it). Requests without Origin (servers, curl) are unaffected.
 //
 // sendBeacon posts text/plain without a preflight (a CORS-safelisted request): the
 // tenant check on the POST still applies.
@@ -18,6 +19,8 @@ import { toResponse } from "./respond";
 
 export const CORS_ALLOW_METHODS = "POST, OPTIONS";
 export const CORS_ALLOW_HEADERS = "content-type, content-encoding, x-scope-orgid, authorization";
+/** Response headers a page may read beyond the CORS-safelisted ones. */
+export const CORS_EXPOSE_HEADERS = "Retry-After";
 /** Browsers cap it lower (Chrome 2 h, Firefox 24 h); 24 h spares repeated preflights where allowed. */
 export const CORS_MAX_AGE = "86400";
 
@@ -108,6 +111,7 @@ export async function withPushCors(request: Request, env: Env, run: () => Promis
 function withCorsHeaders(res: Response, origin: string): Response {
   const out = mutable(res);
   out.headers.set("Access-Control-Allow-Origin", origin);
+  out.headers.set("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
   out.headers.append("Vary", "Origin");
   return out;
 }

@@ -34,6 +34,10 @@ export const enum Reason {
   TooFarInFuture = "too_far_in_future",
   /** A structured metadata name that is not a valid label name (Loki 3.3+ rewrites such names; we refuse them). */
   InvalidStructuredMetadata = "structured_metadata_invalid",
+  /** An entry's structured metadata past maxStructuredMetadataSize (Loki's max_structured_metadata_size). */
+  StructuredMetadataTooLarge = "structured_metadata_too_large",
+  /** An entry with more structured metadata pairs than maxStructuredMetadataEntriesCount (Loki's max_structured_metadata_entries_count). */
+  StructuredMetadataTooMany = "structured_metadata_too_many",
 }
 
 /** A discarded series or sample: the reason id and a message naming the limit and the series. */

@@ -4,15 +4,19 @@
 // one binary batch (src/ingester/logs/batch.ts).
 //
 // Partial errors as Loki's: valid entries are kept when others are refused; the answer
-// is then 400 naming the first refused entry and how many were dropped. A shard that
-// fails answers 503 (retryable): the sender retries the whole push, and entries that
-// other shards already stored come back as exact duplicates, which the ingester drops
-// (Loki drops an entry identical in time and line to the stream's last one).
+// is then 400 listing the distinct refusals as Loki's util.GroupedErrors does (at most
+// max_returned_stream_errors of them), then a line counting what was dropped. A shard
+// that fails answers 503 (retryable): the sender retries the whole push, and entries
+// that other shards already stored come back as exact duplicates, which the ingester
+// drops (Loki drops an entry identical in time and line to the stream's last one).
+// Nothing the sender cannot fix by retrying gets a 5xx: an entry too large for a shard
+// RPC is a 413 before anything is written.
 //
 // The tenant comes from the caller (src/index.ts), where an authenticated principal
 // will be checked.
 
 import { limitsFor, type Limits } from "../../config/limits";
+import { authorizationOf } from "../../auth/context";
 import { HttpError } from "../../http/errors";
 import { readBody } from "../../http/body";
 import { snappyDecompress, BodyTooLargeError } from "../../proto/snappy";
@@ -29,19 +33,42 @@ import { logDiscardList, recordLogDistributorDiscards } from "../../observabilit
 import { admitLogs, batchBytes } from "../../limits/rate";
 import { perShardLimit } from "../../limits/series";
 import { logShardStub } from "../shards";
-import { decompressBody, pushEncoding, pushFormat, PushFormat } from "./body";
+import { decompressBody, protobufHint, pushEncoding, pushFormat, PushFormat } from "./body";
 import { decodeJsonPush } from "./decode_json";
-import { StreamLabels, streamOfLabelString, streamOfPairs } from "./stream_labels";
-import { checkMetadataNames, lineTooLong, tooFarInFuture, tooOld, utf8LineLength } from "./validate";
+import { StreamLabels, streamOfLabelString, streamOfPairs, utf8Length } from "./stream_labels";
+import { checkMetadataNames, lineTooLong, metadataBytes, metadataTooLarge, metadataTooMany, tooFarInFuture, tooOld, utf8LineLength } from "./validate";
 
 /** Loki's answer to a push without streams (validation.MissingStreamsErrorMsg), with its status, 422. */
 const MISSING_STREAMS = "error at least one valid stream is required for ingestion";
 
 /**
- * A shard's batch is cut into several RPCs past this size: a structured-clone RPC
- * carries at most 32 MiB, and the ingester's WAL rows are better kept moderate.
+ * A shard's batch is cut into several RPCs before it would pass this size: a
+ * structured-clone RPC carries at most 32 MiB, and the ingester's WAL rows are better
+ * kept moderate. Only a single entry larger than this makes a larger batch.
  */
 const MAX_BATCH_BYTES = 8 << 20;
+
+/**
+ * The largest batch one RPC may carry: workerd refuses serialized RPC arguments past
+ * 32 MiB ("Serialized RPC arguments or return values are limited to 32MiB"); 1 MiB is
+ * left for the rest of the call (limits, discard counts, a clipped message). An entry
+ * that cannot fit (possible only with maxLineSize or maxStructuredMetadataSize 0 or
+ * huge) refuses the push with 413: a 503 would be retried forever.
+ */
+export const MAX_RPC_BATCH_BYTES = 31 << 20;
+
+/** Bytes a batch spends on an entry beyond its line and metadata strings, at most (varints: ms, ns, length, pairs). */
+const ENTRY_FRAMING = 10 + 3 + 5 + 5;
+/** The same per metadata string (its length varint), and per stream record (labels length, entry count). */
+const STRING_FRAMING = 5;
+const STREAM_FRAMING = 5 + 4;
+/** The batch's own header (magic, version, stream count). */
+const BATCH_HEADER = 6;
+
+/** Loki's max_returned_stream_errors (10): distinct refusals listed in a 400 body. */
+export const MAX_RETURNED_ERRORS = 10;
+/** Refusal messages are clipped past this (a label string that does not parse is quoted in its message, and may be megabytes). */
+const MAX_ERROR_CHARS = 4096;
 
 /** Tally of one push across validation and shards. */
 interface Outcome {
@@ -49,30 +76,69 @@ interface Outcome {
   dropped: number;
   /** By reason id: the distributor's (Reason) and the shards' (LogReason). */
   reasons: Map<string, number>;
-  /** Line bytes of the distributor's discards, by reason (loki_discarded_bytes_total). */
+  /** Entry bytes (line and structured metadata, as Loki counts them) of the distributor's discards, by reason (loki_discarded_bytes_total). */
   discardedBytes: Map<string, number>;
   firstError: string | null;
+  /** Distinct refusal messages, in the order first seen, with how often each was seen; at most MAX_RETURNED_ERRORS. */
+  errors: Map<string, number>;
+  /** Refusals whose message did not fit in `errors`. */
+  unlisted: number;
+}
+
+/** Records a refusal's message (Loki: validationErrors.Add, once per refused stream or entry). */
+function addError(outcome: Outcome, message: string): void {
+  if (message.length > MAX_ERROR_CHARS) message = `${message.slice(0, MAX_ERROR_CHARS)}… (${message.length - MAX_ERROR_CHARS} more characters)`;
+  if (outcome.firstError === null) outcome.firstError = message;
+  const n = outcome.errors.get(message);
+  if (n !== undefined) outcome.errors.set(message, n + 1);
+  else if (outcome.errors.size < MAX_RETURNED_ERRORS) outcome.errors.set(message, 1);
+  else outcome.unlisted++;
+}
+
+/**
+ * The 400 body: first Loki's util.GroupedErrors text (each distinct message once,
+ * "N errors like: " before each when there are several or one came more than once,
+ * joined by "; "), then a line counting the dropped entries. Clients print only the
+ * first line (Promtail's and Alloy's clients scan one line of an error body), so that
+ * line is Loki's.
+ */
+function partialErrorBody(outcome: Outcome): string {
+  const { errors, unlisted } = outcome;
+  const grouped = errors.size > 1 || unlisted > 0;
+  const parts: string[] = [];
+  for (const [message, n] of errors) parts.push(grouped || n > 1 ? `${n} errors like: ${message}` : message);
+  if (unlisted > 0) parts.push(`${unlisted} more errors not listed (max_returned_stream_errors: ${MAX_RETURNED_ERRORS})`);
+  const written = outcome.total - outcome.dropped;
+  const reasons = [...outcome.reasons].map(([r, n]) => `${r}: ${n}`).join(", ");
+  return `${parts.join("; ")}\n${outcome.dropped} of ${outcome.total} entries in this request were dropped (${reasons}); ${written} were written\n`;
 }
 
 export async function handleLokiPush(request: Request, env: Env, tenant: string): Promise<Response> {
   checkPushOrigin(request, env, tenant);
   const limits = limitsFor(env, tenant);
-  const format = pushFormat(request.headers.get("Content-Type"), limits.allowBeaconPush === 1, tenant);
+  const contentType = request.headers.get("Content-Type");
+  const format = pushFormat(contentType, limits.allowBeaconPush === 1);
   const encoding = pushEncoding(request.headers.get("Content-Encoding"));
   let body = await readBody(request, limits.maxRequestBodyBytes);
+  // A browser key (a credential any page may hold) is charged for the body as it came,
+  // before decoding: else invalid pushes, which validation refuses before the rate
+  // limit, would cost it nothing. Its own bucket only; the tenant's pays for valid bytes, as Loki's.
+  const browserKey = authorizationOf(request)?.principal.browserKey !== undefined;
+  const rawBytes = body.byteLength;
+  if (browserKey) await admitLogs(request, env, tenant, keyBucketOnly(limits), 0, rawBytes);
   if (encoding !== "") body = await decompressBody(body, encoding, limits.maxDecompressedBytes);
   // Loki reads the legacy JSON shape on every path but /loki/api/v1 (loghttp.GetVersion).
   const legacy = !new URL(request.url).pathname.startsWith("/loki/api/v1/");
-  const push = format === PushFormat.Protobuf ? decodeProtobuf(body, limits) : decodeJsonPush(body, legacy);
+  const push = format === PushFormat.Protobuf ? decodeProtobuf(body, limits, protobufHint(contentType, tenant)) : decodeJsonPush(body, legacy);
   if (push.streams.length === 0) throw new HttpError(422, MISSING_STREAMS);
 
-  const outcome: Outcome = { total: push.entryCount, dropped: 0, reasons: new Map(), discardedBytes: new Map(), firstError: null };
+  const outcome: Outcome = { total: push.entryCount, dropped: 0, reasons: new Map(), discardedBytes: new Map(), firstError: null, errors: new Map(), unlisted: 0 };
   // Placement on the tenant's newest ring (cached per isolate; src/distributor/tenant_ring.ts),
   // as metric series are placed: run-time resharding moves streams the same way.
   const ring = await writeRing(env, tenant);
   const batches = distribute(push, tenant, limits, ring, Date.now(), outcome);
   // Loki's ingestion rate limit (and a browser key's own), before any shard write: a refused push writes nothing (429).
-  await admitLogs(request, env, tenant, limits, outcome.total - outcome.dropped, batchBytes(batches));
+  await admitValid(request, env, tenant, limits, outcome.total - outcome.dropped, batchBytes(batches), browserKey ? rawBytes : -1);
   const shardLimits = logShardLimits(limits, ring.shards);
   // Validation's discards ride with the request's first shard RPC to that shard's
   // persisted counters, or, when nothing reached a shard, go to log shard 0 alone
@@ -93,31 +159,54 @@ export async function handleLokiPush(request: Request, env: Env, tenant: string)
       outcome.dropped += count;
       outcome.reasons.set(reason, (outcome.reasons.get(reason) ?? 0) + count);
     }
-    if (outcome.firstError === null && r.firstError !== null) outcome.firstError = r.firstError;
+    // The shard's message is Loki's ingester text (pkg/ingester/stream.go), one per shard.
+    if (r.firstError !== null) addError(outcome, r.firstError);
   }
-  if (outcome.firstError !== null) {
-    const written = outcome.total - outcome.dropped;
-    const reasons = [...outcome.reasons].map(([r, n]) => `${r}: ${n}`).join(", ");
-    return new Response(`${outcome.firstError}\n${outcome.dropped} of ${outcome.total} entries in this request were dropped (${reasons}); ${written} were written\n`, {
-      status: 400,
-      headers: { "Content-Type": "text/plain; charset=utf-8" },
-    });
+  if (outcome.errors.size > 0 || outcome.unlisted > 0) {
+    return new Response(partialErrorBody(outcome), { status: 400, headers: { "Content-Type": "text/plain; charset=utf-8" } });
   }
   return new Response(null, { status: 204 });
 }
 
-function decodeProtobuf(body: Uint8Array, limits: Limits): DecodedLogPush {
+/**
+ * The rate limits on a push's valid bytes: the tenant's (Loki's ingestion_rate_mb),
+ * and, when the request carries a browser key (`keyPaid`: the body bytes it was
+ * charged before decoding; -1 without a key), the key's for what decoding added: the
+ * key pays max(body, valid bytes), so compression does not multiply its rate.
+ */
+async function admitValid(request: Request, env: Env, tenant: string, limits: Limits, lines: number, validBytes: number, keyPaid: number): Promise<void> {
+  if (keyPaid < 0) return admitLogs(request, env, tenant, limits, lines, validBytes);
+  if (validBytes > keyPaid) await admitLogs(request, env, tenant, keyBucketOnly(limits), lines, validBytes - keyPaid);
+  await admitLogs(tenantBucketOnly(), env, tenant, limits, lines, validBytes);
+}
+
+/** The limits with the tenant's log bytes bucket off: admitLogs then takes only the request's browser key bucket. */
+function keyBucketOnly(limits: Limits): Limits {
+  return { ...limits, logIngestionRateBytes: 0 };
+}
+
+let keyless: Request | null = null;
+
+/**
+ * A request without authorization: admitLogs (src/limits/rate.ts) finds the browser key
+ * through the request it is given, so given this one it takes the tenant's bucket alone.
+ */
+function tenantBucketOnly(): Request {
+  return (keyless ??= new Request("https://tenant-bucket.invalid/"));
+}
+
+function decodeProtobuf(body: Uint8Array, limits: Limits, hint: string): DecodedLogPush {
   let raw: Uint8Array;
   try {
     raw = snappyDecompress(body, limits.maxDecompressedBytes);
   } catch (e) {
     if (e instanceof BodyTooLargeError) throw new HttpError(413, `${e.message} (maxDecompressedBytes)`);
-    throw new HttpError(400, `request body is not valid snappy block-format data (a protobuf push must be snappy-compressed): ${(e as Error).message}`);
+    throw new HttpError(400, `request body is not valid snappy block-format data (a protobuf push must be snappy-compressed): ${(e as Error).message}${hint}`);
   }
   try {
     return decodePushRequest(raw);
   } catch (e) {
-    if (e instanceof ProtoError) throw new HttpError(400, `request body is not a valid logproto.PushRequest protobuf message: ${e.message}`);
+    if (e instanceof ProtoError) throw new HttpError(400, `request body is not a valid logproto.PushRequest protobuf message: ${e.message}${hint}`);
     throw e;
   }
 }
@@ -146,9 +235,9 @@ function writerFor(shard: number): LogBatchWriter {
 
 /**
  * Validates the push and writes the valid entries into one batch per shard (or a few,
- * past MAX_BATCH_BYTES). Streams are looked up in the isolate's label cache, so a
- * stream sent again costs a Map lookup; entries cost a few number comparisons and
- * the copy of their line into the batch.
+ * cut before MAX_BATCH_BYTES). Streams are looked up in the isolate's label cache, so
+ * a stream sent again costs a Map lookup; entries cost a few number comparisons and
+ * the copy of their line into the batch. Throws 413 for an entry no RPC can carry.
  */
 function distribute(push: DecodedLogPush, tenant: string, limits: Limits, ring: Ring, now: number, outcome: Outcome): Uint8Array[][] {
   const shards = ring.shards;
@@ -165,21 +254,25 @@ function distribute(push: DecodedLogPush, tenant: string, limits: Limits, ring: 
     outcome.dropped += count;
     outcome.reasons.set(reason, (outcome.reasons.get(reason) ?? 0) + count);
     outcome.discardedBytes.set(reason, (outcome.discardedBytes.get(reason) ?? 0) + bytes);
-    if (outcome.firstError === null) outcome.firstError = message;
+    addError(outcome, message);
   };
+  const { tsMs, tsNs, lineStart, lineLen, metaStart, metaPairs, meta } = push;
   /** Line bytes of entry i, only on a refusal (the accepted path never needs a JSON line's UTF-8 length). */
   const lineBytes = (i: number): number => (push.lines === null ? push.lineLen[i] : utf8LineLength(push.lines[i]));
+  /** Loki's util.EntryTotalSize (line and structured metadata bytes), what its discarded bytes count; only on a refusal. */
+  const entryBytes = (i: number): number => lineBytes(i) + metadataBytes(meta, metaStart[i], metaPairs[i]);
   const streamBytes = (from: number, count: number): number => {
     let n = 0;
-    for (let i = from; i < from + count; i++) n += lineBytes(i);
+    for (let i = from; i < from + count; i++) n += entryBytes(i);
     return n;
   };
 
-  // The bounds of the timestamp checks, hoisted; messages are built only on failure.
+  // The bounds of the checks, hoisted; messages are built only on failure.
   const minMs = limits.rejectOldLogsMaxAgeMs > 0 ? now - limits.rejectOldLogsMaxAgeMs : -Infinity;
   const maxMs = now + limits.creationGracePeriodMs;
   const maxLine = limits.maxLineSize;
-  const { tsMs, tsNs, lineStart, lineLen, metaStart, metaPairs, meta } = push;
+  const maxMetaBytes = limits.maxStructuredMetadataSize;
+  const maxMetaPairs = limits.maxStructuredMetadataEntriesCount;
   const buf = push.buf;
   const lines = push.lines;
 
@@ -199,57 +292,83 @@ function distribute(push: DecodedLogPush, tenant: string, limits: Limits, ring: 
     }
     const shard = found.shardFor(seed, shards);
     const w = writerFor(shard);
+    // At most what the stream's record costs a batch before its entries (UTF-8 is at most 3 bytes a UTF-16 unit).
+    const streamRecord = 3 * found.canonical.length + STREAM_FRAMING;
     const end = st.entryStart + st.entryCount;
     for (let i = st.entryStart; i < end; i++) {
       const ms = tsMs[i];
       const ns = tsNs[i];
       // Loki's order of checks (validator.go ValidateEntry): too old, too new, line too long, metadata.
       if (ms < minMs) {
-        drop(Reason.GreaterThanMaxSampleAge, 1, lineBytes(i), tooOld(found.canonical, ms, minMs));
+        drop(Reason.GreaterThanMaxSampleAge, 1, entryBytes(i), tooOld(found.canonical, ms, minMs));
         continue;
       }
       if (ms > maxMs || (ms === maxMs && ns > 0)) {
-        drop(Reason.TooFarInFuture, 1, lineBytes(i), tooFarInFuture(found.canonical, ms));
+        drop(Reason.TooFarInFuture, 1, entryBytes(i), tooFarInFuture(found.canonical, ms));
         continue;
       }
       let line: Uint8Array | string;
+      /** At most the line's bytes in the batch. */
+      let lineBound: number;
       if (lines === null) {
         const len = lineLen[i];
         if (maxLine > 0 && len > maxLine) {
-          drop(Reason.LineTooLong, 1, len, lineTooLong(found.canonical, maxLine, len));
+          drop(Reason.LineTooLong, 1, entryBytes(i), lineTooLong(found.canonical, maxLine, len));
           continue;
         }
         line = buf!.subarray(lineStart[i], lineStart[i] + len);
+        lineBound = len;
       } else {
         line = lines[i];
         // A UTF-16 unit is 1 to 3 UTF-8 bytes (a surrogate pair: 4 for 2): count bytes only near the limit.
         if (maxLine > 0 && line.length * 3 > maxLine && (line.length > maxLine || utf8LineLength(line) > maxLine)) {
-          const len = utf8LineLength(line);
-          drop(Reason.LineTooLong, 1, len, lineTooLong(found.canonical, maxLine, len));
+          drop(Reason.LineTooLong, 1, entryBytes(i), lineTooLong(found.canonical, maxLine, utf8LineLength(line)));
           continue;
         }
+        lineBound = 3 * line.length;
       }
       let entryMeta: string[] | null = null;
+      /** At most the metadata's bytes in the batch. */
+      let metaBound = 0;
       const pairs = metaPairs[i];
       if (pairs > 0) {
         const from = metaStart[i];
+        let units = 0;
+        for (let k = from; k < from + 2 * pairs; k++) units += meta[k].length;
+        metaBound = 3 * units + 2 * pairs * STRING_FRAMING;
+        // Loki's max_structured_metadata_size, then max_structured_metadata_entries_count (0: off).
+        // UTF-8 bytes are at least the UTF-16 units and at most 3 times them: count them only near the limit.
+        if (maxMetaBytes > 0 && 3 * units > maxMetaBytes) {
+          const size = metadataBytes(meta, from, pairs);
+          if (size > maxMetaBytes) {
+            drop(Reason.StructuredMetadataTooLarge, 1, lineBytes(i) + size, metadataTooLarge(found.canonical, size, maxMetaBytes));
+            continue;
+          }
+        }
+        if (maxMetaPairs > 0 && pairs > maxMetaPairs) {
+          drop(Reason.StructuredMetadataTooMany, 1, entryBytes(i), metadataTooMany(found.canonical, pairs, maxMetaPairs));
+          continue;
+        }
         const bad = checkMetadataNames(meta, from, pairs, found.canonical);
         if (bad !== null) {
-          drop(Reason.InvalidStructuredMetadata, 1, lineBytes(i), bad);
+          drop(Reason.InvalidStructuredMetadata, 1, entryBytes(i), bad);
           continue;
         }
         entryMeta = meta.slice(from, from + 2 * pairs);
+      }
+      const entryBound = ENTRY_FRAMING + lineBound + metaBound;
+      if (BATCH_HEADER + streamRecord + entryBound > MAX_RPC_BATCH_BYTES) tooLargeForRpc(found.canonical, entryBytes(i), pairs);
+      // Cut the batch before this entry would take it past MAX_BATCH_BYTES (a batch of one entry may be larger).
+      if (w.streamCount > 0 && w.size + entryBound + (open[shard] === si ? 0 : streamRecord) > MAX_BATCH_BYTES) {
+        batches[shard].push(w.finish());
+        w.reset();
+        open[shard] = -1;
       }
       if (open[shard] !== si) {
         w.beginStream(found.canonical);
         open[shard] = si;
       }
       w.entry(ms, ns, line, entryMeta);
-      if (w.size > MAX_BATCH_BYTES) {
-        batches[shard].push(w.finish());
-        w.reset();
-        open[shard] = -1;
-      }
     }
   }
   for (let s = 0; s < shards; s++) {
@@ -258,6 +377,21 @@ function distribute(push: DecodedLogPush, tenant: string, limits: Limits, ring: 
     w.reset();
   }
   return batches;
+}
+
+/**
+ * Throws 413 when an entry of `entry` bytes (line and metadata) cannot travel in one
+ * shard RPC even alone (the bound that called this may be up to 3 times too high for
+ * a JSON line; this is the exact test). Nothing is written: Loki's limits would have
+ * refused the entry by itself, but with them off the whole push is refused.
+ */
+function tooLargeForRpc(stream: string, entry: number, pairs: number): void {
+  const batch = BATCH_HEADER + utf8Length(stream) + STREAM_FRAMING + ENTRY_FRAMING + 2 * pairs * STRING_FRAMING + entry;
+  if (batch <= MAX_RPC_BATCH_BYTES) return;
+  throw new HttpError(
+    413,
+    `entry for stream '${stream.length > MAX_ERROR_CHARS ? `${stream.slice(0, MAX_ERROR_CHARS)}…` : stream}' is ${entry} bytes, more than one shard RPC carries (${MAX_RPC_BATCH_BYTES} bytes; Durable Object RPC messages are limited to 32 MiB); set maxLineSize, maxStructuredMetadataSize (0 = unlimited) so that such entries are refused one by one (400), or send smaller entries`,
+  );
 }
 
 /** A shard's batches, in order (entries of a stream keep their order across them); results summed. */

@@ -1,7 +1,8 @@
 // Entry validation messages, as Loki's distributor words them (pkg/validation/validate.go,
 // pkg/distributor/validator.go), each followed by the limit it enforces. The checks
 // themselves are inlined in push.ts's loop (hoisted bounds, number comparisons); these
-// run only to name a refusal. Stream label checks: stream_labels.ts.
+// run only to name a refusal, or (metadataBytes) to measure an entry near its limit.
+// Stream label checks: stream_labels.ts.
 
 import { isValidLabelName } from "../validate";
 import { utf8Length } from "./stream_labels";
@@ -37,4 +38,21 @@ export function checkMetadataNames(meta: string[], from: number, pairs: number, 
     }
   }
   return null;
+}
+
+/** Loki's util.StructuredMetadataSize: UTF-8 bytes of the names and values of an entry's `pairs` pairs (meta[from ..]). */
+export function metadataBytes(meta: string[], from: number, pairs: number): number {
+  let n = 0;
+  for (let k = from; k < from + 2 * pairs; k++) n += utf8Length(meta[k]);
+  return n;
+}
+
+/** Loki's validation.StructuredMetadataTooLargeErrorMsg, then our limit's name. */
+export function metadataTooLarge(stream: string, bytes: number, limit: number): string {
+  return `stream '${stream}' has structured metadata too large: '${bytes}' bytes, limit: '${limit}' bytes. Please see \`limits_config.max_structured_metadata_size\` or contact your Loki administrator to increase it. (maxStructuredMetadataSize)`;
+}
+
+/** Loki's validation.StructuredMetadataTooManyErrorMsg, then our limit's name. */
+export function metadataTooMany(stream: string, count: number, limit: number): string {
+  return `stream '${stream}' has too many structured metadata labels: '${count}', limit: '${limit}'. Please see \`limits_config.max_structured_metadata_entries_count\` or contact your Loki administrator to increase it. (maxStructuredMetadataEntriesCount)`;
 }
