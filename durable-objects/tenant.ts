@@ -7,7 +7,9 @@
 // - retention: an hourly alarm deleting the tenant's blocks older than
 //   retentionPeriodMs from R2 (src/storage/retention.ts), with its counters;
 // - live tail leases: the tenant's open tails over every Worker isolate, capped at
-//   maxConcurrentTailRequests (src/querier/loki/tail_limit.ts).
+//   maxConcurrentTailRequests (src/querier/loki/tail_limit.ts);
+// - query counts and latencies, per user, route and outcome, sent by the isolates in
+//   batches (src/observability/queries.ts).
 // Being single-threaded, every check-and-update here is a compare-and-set. State is
 // in SQLite and loaded into memory before the first request.
 
@@ -19,6 +21,8 @@ import { limitsFor } from "../src/config/limits";
 import { refreshRuntimeConfig } from "../src/config/runtime";
 import { retentionStart, sweepBackoffMs, sweepRetention, SWEEP_CONTINUE_MS, SWEEP_PERIOD_MS, type BlockKind } from "../src/storage/retention";
 import { TAIL_LEASE_MS, type TailLease, type TailStats } from "../src/querier/loki/tail_limit";
+import { addSeries, seriesKey, type QueryReport, type QuerySeries } from "../src/observability/queries";
+import { REQUEST_BUCKETS } from "../src/observability/buckets";
 
 interface Counters {
   deduped: number;
@@ -39,6 +43,8 @@ export interface RetentionStats {
   lastError: string | null;
   /** When the next sweep is due (the DO's alarm), or null while the tenant has no blocks. */
   nextSweepAt: number | null;
+  /** The sweeps' R2 calls, as shard counters name them: r2_ops/<op>, r2_failures/<op> (cortex_r2_operations_total{component="compactor"}). */
+  r2: Record<string, number>;
 }
 
 interface SweepState {
@@ -48,6 +54,8 @@ interface SweepState {
   failures: number;
   consecutiveFailures: number;
   lastError: string | null;
+  /** Absent in states saved before R2 calls were counted. */
+  r2?: Record<string, number>;
 }
 
 export class TenantControl extends DurableObject<Env> {
@@ -66,6 +74,8 @@ export class TenantControl extends DurableObject<Env> {
   private sweepState: SweepState = { retentionPeriodMs: 0, deleted: { metrics: { blocks: 0, bytes: 0 }, logs: { blocks: 0, bytes: 0 } }, lastSweepAt: null, failures: 0, consecutiveFailures: 0, lastError: null };
   /** Open tails: lease id -> expiry (clock ms). */
   private readonly tails = new Map<string, number>();
+  /** Query histograms by seriesKey(user, route, status). */
+  private readonly queries = new Map<string, QuerySeries>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -84,6 +94,8 @@ export class TenantControl extends DurableObject<Env> {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS ha_counter (cluster TEXT PRIMARY KEY, deduped INTEGER NOT NULL, changes INTEGER NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS tail_lease (id TEXT PRIMARY KEY, expires_at REAL NOT NULL)`);
+    // One row per (user, route, outcome): bounded by the query routes and status classes.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS query_stats (user TEXT NOT NULL, route TEXT NOT NULL, status TEXT NOT NULL, counts TEXT NOT NULL, sum REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (user, route, status))`);
     for (const r of this.sql.exec<{ shards: number; since: number }>(`SELECT shards, since FROM ring ORDER BY seq`)) this.entries.push({ shards: r.shards, since: r.since });
     for (const r of this.sql.exec<{ cluster: string; replica: string; received_at: number; elected_at: number }>(`SELECT * FROM ha_election`)) {
       this.elections.set(r.cluster, { replica: r.replica, receivedAt: r.received_at, electedAt: r.elected_at });
@@ -97,7 +109,11 @@ export class TenantControl extends DurableObject<Env> {
     this.tenant = tenant.length > 0 ? tenant[0].v : null;
     const sweep = this.sql.exec<{ v: string }>(`SELECT v FROM kv WHERE k = 'retention'`).toArray();
     if (sweep.length > 0) this.sweepState = JSON.parse(sweep[0].v) as SweepState;
+    this.sweepState.r2 ??= {};
     for (const r of this.sql.exec<{ id: string; expires_at: number }>(`SELECT id, expires_at FROM tail_lease`)) this.tails.set(r.id, r.expires_at);
+    for (const r of this.sql.exec<{ user: string; route: string; status: string; counts: string; sum: number; count: number }>(`SELECT * FROM query_stats`)) {
+      this.queries.set(seriesKey(r.user, r.route, r.status), { user: r.user, route: r.route, status: r.status, counts: JSON.parse(r.counts) as number[], sum: r.sum, count: r.count });
+    }
   }
 
   /** Remembers the tenant (for the alarm) and makes sure the retention sweep is scheduled. */
@@ -256,12 +272,26 @@ export class TenantControl extends DurableObject<Env> {
     const period = limitsFor(this.env, tenant).retentionPeriodMs;
     const now = this.clock();
     const st = this.sweepState;
+    // Each R2 call is counted in the saved state before it is made (src/observability/r2.ts).
+    const r2 = (st.r2 ??= {});
+    const r2Counts = {
+      inc: (key: string, by = 1) => {
+        r2[key] = (r2[key] ?? 0) + by;
+      },
+      commit: () => this.saveSweepState(),
+    };
     try {
-      const result = await sweepRetention(this.bucket, tenant, retentionStart(this.env, tenant, now), (kind, blocks, bytes) => {
-        st.deleted[kind].blocks += blocks;
-        st.deleted[kind].bytes += bytes;
-        this.saveSweepState();
-      });
+      const result = await sweepRetention(
+        this.bucket,
+        tenant,
+        retentionStart(this.env, tenant, now),
+        (kind, blocks, bytes) => {
+          st.deleted[kind].blocks += blocks;
+          st.deleted[kind].bytes += bytes;
+          this.saveSweepState();
+        },
+        r2Counts,
+      );
       st.retentionPeriodMs = period;
       st.lastSweepAt = now;
       st.consecutiveFailures = 0;
@@ -296,7 +326,48 @@ export class TenantControl extends DurableObject<Env> {
       failures: st.failures,
       lastError: st.lastError,
       nextSweepAt: this.alarmAt,
+      r2: { ...st.r2 },
     };
+  }
+
+  // ---- Query counts (src/observability/queries.ts) ----
+
+  /** Adds an isolate's batch of query counts: one row written per histogram it touches. */
+  async recordQueries(report: QueryReport): Promise<void> {
+    this.applyQueries(report);
+  }
+
+  /**
+   * The query histograms for /metrics, after adding the scraping isolate's own
+   * pending counts (one call does both, so a scrape costs no extra request).
+   */
+  async queryStats(report: QueryReport | null): Promise<QueryReport> {
+    if (report !== null) this.applyQueries(report);
+    return { series: [...this.queries.values()] };
+  }
+
+  private applyQueries(report: QueryReport): void {
+    for (const s of report.series) {
+      // A layout other than this deploy's (an isolate of another version) cannot be summed: left out, said once.
+      if (s.counts.length !== REQUEST_BUCKETS.length + 1 || !(s.count > 0)) {
+        if (s.count > 0) console.error(`query counts of ${s.user} ${s.route} ${s.status} left out: ${s.counts.length} buckets, expected ${REQUEST_BUCKETS.length + 1}`);
+        continue;
+      }
+      const key = seriesKey(s.user, s.route, s.status);
+      let have = this.queries.get(key);
+      if (!have) this.queries.set(key, (have = { user: s.user, route: s.route, status: s.status, counts: new Array<number>(s.counts.length).fill(0), sum: 0, count: 0 }));
+      addSeries(have, s);
+      this.sql.exec(
+        `INSERT INTO query_stats (user, route, status, counts, sum, count) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (user, route, status) DO UPDATE SET counts = excluded.counts, sum = excluded.sum, count = excluded.count`,
+        have.user,
+        have.route,
+        have.status,
+        JSON.stringify(have.counts),
+        have.sum,
+        have.count,
+      );
+    }
   }
 
   // ---- Live tail leases (src/querier/loki/tail_limit.ts) ----

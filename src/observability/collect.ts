@@ -7,7 +7,9 @@
 //
 // Each tenant's control Durable Object (durable-objects/tenant.ts) is asked too: its
 // HA tracker (elections, deduped and non-HA samples), its retention sweep, and its
-// open live tails. Only tenants listed here are asked, through the same gate. The
+// open live tails, and its query counts (this isolate's pending ones are handed over
+// in the same call: src/observability/queries.ts). Only tenants listed here are
+// asked, through the same gate. The
 // ring lookup before them (a fresh one) carries this isolate's pending HA counts to
 // that object (src/distributor/tenant_ring.ts PendingReports), so a scrape after a
 // push served from this isolate's election cache already counts its refusal.
@@ -26,8 +28,10 @@ import { rateLimiterStats } from "../limits/rate";
 import type { RateLimiterStats } from "../../durable-objects/rate_limiter";
 import type { ShardStats } from "../ingester/rpc";
 import { MAX_CONCURRENT_SUBREQUESTS, Semaphore } from "../model/concurrency";
-import { listBlocks, listTenants } from "../storage/blocks";
+import { listBlocksUnder, listTenants } from "../storage/blocks";
+import { prefixOf, type BlockKind } from "../storage/retention";
 import type { ShardObservations } from "./shard";
+import { queryAccumulator, type QueryReport } from "./queries";
 
 /**
  * What /metrics and /status read from a log shard's stats(), when the log ingester
@@ -64,6 +68,8 @@ export interface TenantControlView {
   retention: RetentionStats | null;
   /** Open live tails (unexpired leases). */
   tails: TailStats | null;
+  /** Query counts and latencies by user, route and outcome (every isolate's, this one's included). */
+  queries: QueryReport | null;
   /** Limits as configured now (the sweep's own retentionPeriodMs is as of its last run). */
   limits: { retentionPeriodMs: number; acceptHaSamples: boolean; maxConcurrentTailRequests: number };
   error: string | null;
@@ -154,7 +160,7 @@ export async function collectCluster(env: Env, gate: Semaphore = new Semaphore(M
 }
 
 /**
- * The tenant control object's three reports, each its own call through the gate. A
+ * The tenant control object's four reports, each its own call through the gate. A
  * failed call leaves its part null; the object counts once in `failures.control`.
  */
 async function controlStats(env: Env, tenant: string, gate: Semaphore): Promise<TenantControlView> {
@@ -165,16 +171,28 @@ async function controlStats(env: Env, tenant: string, gate: Semaphore): Promise<
       errors.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
       return null;
     });
-  const [ha, retention, tails] = await Promise.all([
+  const [ha, retention, tails, queries] = await Promise.all([
     ask("haStats", async (): Promise<HaStats> => await stub.haStats()),
     ask("retentionStats", async (): Promise<RetentionStats> => await stub.retentionStats()),
     ask("tailStats", async (): Promise<TailStats> => await stub.tailStats()),
+    ask("queryStats", async (): Promise<QueryReport> => {
+      // This isolate's own counts first: a send still in flight, then what it holds.
+      await queryAccumulator.settled(tenant);
+      const mine = queryAccumulator.take(tenant);
+      try {
+        return await stub.queryStats(mine);
+      } catch (e) {
+        queryAccumulator.restore(tenant, mine);
+        throw e;
+      }
+    }),
   ]);
   const l = limitsFor(env, tenant);
   return {
     ha,
     retention,
     tails,
+    queries,
     limits: { retentionPeriodMs: l.retentionPeriodMs, acceptHaSamples: Boolean(l.acceptHaSamples), maxConcurrentTailRequests: l.maxConcurrentTailRequests },
     error: errors.length > 0 ? `tenant control: ${errors.join("; ")}` : null,
   };
@@ -193,10 +211,10 @@ export interface ShardBlocks {
   maxTime: number;
 }
 
-/** The tenant's metric blocks in R2, by shard (one R2 list per 1,000 blocks). */
-export async function blocksByShard(env: Env, tenant: string, gate: Semaphore): Promise<Map<number, ShardBlocks>> {
+/** The tenant's metric (or log) blocks in R2, by shard (one R2 list per 1,000 blocks). */
+export async function blocksByShard(env: Env, tenant: string, gate: Semaphore, kind: BlockKind = "metrics"): Promise<Map<number, ShardBlocks>> {
   const out = new Map<number, ShardBlocks>();
-  for (const b of await listBlocks(env.BLOCKS, tenant, -Infinity, Infinity, gate)) {
+  for (const b of await listBlocksUnder(env.BLOCKS, prefixOf(kind, tenant), -Infinity, Infinity, gate)) {
     let s = out.get(b.meta.shard);
     if (!s) out.set(b.meta.shard, (s = { count: 0, bytes: 0, maxTime: -Infinity }));
     s.count++;

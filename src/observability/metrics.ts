@@ -8,9 +8,10 @@
 //   head and the WAL. Persisted in each shard's SQLite: monotonic across evictions
 //   and restarts, and the same whichever isolate serves the scrape. No `isolate` label.
 // - tenant-side (each tenant's control Durable Object, durable-objects/tenant.ts):
-//   the HA tracker's elections and counts, the retention sweep's deletions, open
-//   live tails. Persisted in its SQLite (tails: leases), so also monotonic and the
-//   same from any isolate. No `isolate` label.
+//   the HA tracker's elections and counts, the retention sweep's deletions and R2
+//   calls, open live tails, query counts and latencies (sent there by every isolate:
+//   src/observability/queries.ts). Persisted in its SQLite (tails: leases), so also
+//   monotonic and the same from any isolate. No `isolate` label.
 // - Worker-side (this isolate's memory, src/observability/requests.ts): requests by
 //   route and status with their durations, and the querier's R2 reads. Carry an
 //   `isolate` label.
@@ -22,6 +23,8 @@ import { EXPOSITION_CONTENT_TYPE, Registry } from "./exposition";
 import { collectCluster, type ClusterSnapshot, type LogShardView, type TenantSnapshot } from "./collect";
 import { collectRequests, isolate } from "./requests";
 import { COUNTER, type ShardObservations } from "./shard";
+import { writeQueryMetrics, type QueryReport } from "./queries";
+import { Reason } from "../model/errors";
 import { r2Ops } from "../storage/blocks";
 import type { ShardStats } from "../ingester/rpc";
 
@@ -33,8 +36,10 @@ export async function handleMetrics(env: Env): Promise<Response> {
   return new Response(reg.render(), { headers: { "Content-Type": EXPOSITION_CONTENT_TYPE, "Cache-Control": "no-store" } });
 }
 
-/** Counters under `${name}/` in a shard's observations, by label value. */
-function labelled(o: ShardObservations | undefined, name: string): [string, number][] {
+/** Counters (a shard's observations, or a control object's) under `${name}/`, by label value. */
+type Counted = Pick<ShardObservations, "counters"> | undefined;
+
+function labelled(o: Counted, name: string): [string, number][] {
   if (!o) return [];
   const out: [string, number][] = [];
   const prefix = name + "/";
@@ -42,15 +47,20 @@ function labelled(o: ShardObservations | undefined, name: string): [string, numb
   return out;
 }
 
-function counter(o: ShardObservations | undefined, key: string): number {
+function counter(o: Counted, key: string): number {
   return o?.counters[key] ?? 0;
 }
 
 export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void {
   // Registered up front, in this order, so the exposition reads as the write path does.
   const received = reg.counter("cortex_distributor_received_samples_total", "The total number of received samples, excluding rejected and deduped samples.");
+  // Cortex counts samples_in as a push arrives, before HA de-duplication and validation: here the
+  // sum of what every later step did with them (received, discarded by the distributor or the rate
+  // limiter, deduped). Samples a shard refused are in received (the distributor sent them).
   const samplesIn = reg.counter("cortex_distributor_samples_in_total", "The total number of samples that have come in to the distributor, including rejected or deduped samples.");
   const discarded = reg.counter("cortex_discarded_samples_total", "The total number of samples that were discarded, by reason (by the distributor's validation or by the ingester).");
+  // Mimir's (pkg/util/validation): exemplars are refused (not stored yet) and counted apart from samples.
+  const discardedExemplars = reg.counter("cortex_discarded_exemplars_total", "The total number of exemplars that were discarded.");
   const ingested = reg.counter("cortex_ingester_ingested_samples_total", "The total number of samples ingested (stored), by shard.");
   const ingestFailures = reg.counter("cortex_ingester_ingested_samples_failures_total", "The total number of samples the ingester refused, by shard.");
   // Cortex's distributor and HA tracker (pkg/distributor/distributor.go, pkg/ha/ha_tracker.go), same names, labels and help.
@@ -102,7 +112,7 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
   const nextSweep = reg.gauge("edge_ingester_retention_next_sweep_timestamp_seconds", "When the tenant's next retention sweep is due (Unix seconds); absent while the tenant has no blocks.");
   const retentionPeriod = reg.gauge("edge_ingester_retention_period_seconds", "The tenant's retentionPeriodMs, in seconds (0: kept forever).");
 
-  const r2 = reg.counter("cortex_r2_operations_total", "R2 calls, by operation; component=ingester|log-ingester are the shards' (persisted), querier is this isolate's reads.");
+  const r2 = reg.counter("cortex_r2_operations_total", "R2 calls, by operation; component=ingester|log-ingester are the shards' and compactor the retention sweeps' (persisted), querier is this isolate's reads.");
   const r2Failures = reg.counter("cortex_r2_operation_failures_total", "R2 calls that failed, by operation.");
   const r2Written = reg.counter("cortex_r2_written_bytes_total", "Bytes written to R2 by the shards.");
   const refusals = reg.counter("edge_ingester_rate_limit_refusals_total", "Pushes refused (429) by the tenant's ingestion rate limit (ingestionRate, logIngestionRateBytes).");
@@ -110,6 +120,7 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
   const tenantsGauge = reg.gauge("edge_ingester_tenants", "Tenants listed in R2 (each has written at least once).");
 
   let activeUsers = 0;
+  const queries: QueryReport[] = [];
   tenantsGauge.set({}, snap.tenants.length);
   for (const t of snap.tenants) {
     const user = { user: t.tenant };
@@ -124,6 +135,10 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
         received.add(user, rec);
         let inTotal = rec;
         for (const [reason, n] of labelled(o, COUNTER.distributorDiscarded)) {
+          if (reason === Reason.ExemplarsUnsupported) {
+            discardedExemplars.add({ user: t.tenant, reason }, n);
+            continue;
+          }
           discarded.add({ user: t.tenant, reason }, n);
           inTotal += n;
         }
@@ -195,6 +210,7 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
     }
   }
   users.set({}, activeUsers);
+  writeQueryMetrics(reg, queries);
   collectFailures.set({ kind: "metrics" }, snap.failures.metrics);
   collectFailures.set({ kind: "logs" }, snap.failures.logs);
   collectFailures.set({ kind: "limiter" }, snap.failures.limiter);
@@ -212,6 +228,8 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
       for (const cl of c.ha.clusters) {
         const at = { user: t.tenant, cluster: cl.cluster };
         deduped.add(at, cl.dedupedSamples);
+        // Deduped samples came in too (Cortex counts samples_in before the HA tracker).
+        samplesIn.add(user, cl.dedupedSamples);
         replicaChanges.add(at, cl.electedReplicaChanges);
         if (cl.replica === "") continue; // forgotten: Cortex deletes its gauges
         // Cortex sets float64(ReceivedAt / 1000): whole seconds.
@@ -226,14 +244,17 @@ export function writeClusterMetrics(reg: Registry, snap: ClusterSnapshot): void 
         bytesCleaned.add({ user: t.tenant, kind }, r.deleted[kind].bytes);
       }
       cleanupFailed.add(user, r.failures);
+      // The sweeps' lists and deletes: Mimir's blocks cleaner runs in the compactor.
+      writeR2({ counters: r.r2 ?? {} }, "compactor"); // ?? {}: an object not yet redeployed
       if (r.lastSweepAt !== null) cleanupLastSuccess.set(user, r.lastSweepAt / 1000);
       if (r.nextSweepAt !== null) nextSweep.set(user, r.nextSweepAt / 1000);
     }
     retentionPeriod.set(user, c.limits.retentionPeriodMs / 1000);
     if (c.tails !== null) tailsActive.set({ tenant: t.tenant }, c.tails.open);
+    if (c.queries !== null) queries.push(c.queries);
   }
 
-  function writeR2(o: ShardObservations | undefined, component: string): void {
+  function writeR2(o: Counted, component: string): void {
     for (const [op, n] of labelled(o, COUNTER.r2Ops)) r2.add({ component, op }, n);
     for (const [op, n] of labelled(o, COUNTER.r2Failures)) r2Failures.add({ component, op }, n);
     const written = counter(o, COUNTER.r2BytesWritten);

@@ -2,11 +2,21 @@
 // The bucket is wrapped at each use rather than once, because tests replace the
 // Durable Object's `bucket` to inject failures and those calls must count too.
 
-import { COUNTER, type ShardObserver } from "./shard";
+//
+// Whoever counts must persist: a shard's ShardObserver, or the tenant control object's
+// retention state (the retention sweep's lists and deletes, durable-objects/tenant.ts).
+
+import { COUNTER } from "./shard";
 
 const OPS: Record<string, string> = { put: "put", delete: "delete", get: "get", head: "head", list: "list" };
 
-export function countingBucket(bucket: R2Bucket, obs: ShardObserver): R2Bucket {
+/** Persisted counters (ShardObserver is one): commit() writes what inc() changed. */
+export interface R2Counter {
+  inc(key: string, by?: number): void;
+  commit(): void;
+}
+
+export function countingBucket(bucket: R2Bucket, obs: R2Counter): R2Bucket {
   return new Proxy(bucket, {
     get(target, prop) {
       const value = Reflect.get(target, prop) as unknown;

@@ -13,10 +13,15 @@
 // Inside workerd the clock advances only across I/O (Spectre mitigation), so a
 // duration is the time spent waiting on subrequests and the client, not CPU time.
 
-import type { Registry } from "./exposition";
+// Queries are also counted per tenant in the tenants' control objects, right across
+// isolates (src/observability/queries.ts): this histogram is the per-isolate view.
 
-/** Cortex's request duration buckets (DefBuckets, extended to 100 s for long queries). */
-export const REQUEST_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100];
+import type { Registry } from "./exposition";
+import { authorizationOf } from "../auth/context";
+import { REQUEST_BUCKETS, bucketOf } from "./buckets";
+import { observeQuery } from "./queries";
+
+export { REQUEST_BUCKETS };
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
 
@@ -54,18 +59,18 @@ export function routeLabel(route: string | undefined): string {
   return v === "" ? "root" : v;
 }
 
-export function observeRequest(method: string, route: string | undefined, status: number, seconds: number): void {
+/** Counts a request in this isolate; returns its route label. */
+export function observeRequest(method: string, route: string | undefined, status: number, seconds: number): string {
   const m = METHODS.has(method) ? method : "OTHER";
   const r = routeLabel(route);
   const s = String(status);
   const key = `${m} ${r} ${s}`;
   let entry = series.get(key);
   if (!entry) series.set(key, (entry = { method: m, route: r, status: s, counts: new Float64Array(REQUEST_BUCKETS.length + 1), sum: 0, count: 0 }));
-  let i = 0;
-  while (i < REQUEST_BUCKETS.length && seconds > REQUEST_BUCKETS[i]) i++;
-  entry.counts[i]++;
+  entry.counts[bucketOf(seconds)]++;
   entry.sum += seconds;
   entry.count++;
+  return r;
 }
 
 type Fetch = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Response>;
@@ -73,6 +78,7 @@ type Fetch = (request: Request, env: Env, ctx: ExecutionContext) => Promise<Resp
 /**
  * Wraps the Worker's fetch to record every request. The route is the pattern the
  * router matched (itty-router sets `request.route`), so label values stay bounded.
+ * A query of an authorized tenant is counted for that tenant too (queries.ts).
  */
 export function instrumented(fetch: Fetch): Fetch {
   return async (request, env, ctx) => {
@@ -84,7 +90,10 @@ export function instrumented(fetch: Fetch): Fetch {
       status = res.status;
       return res;
     } finally {
-      observeRequest(request.method, (request as Request & { route?: string }).route, status, (Date.now() - start) / 1000);
+      const route = (request as Request & { route?: string }).route;
+      const seconds = (Date.now() - start) / 1000;
+      const label = observeRequest(request.method, route, status, seconds);
+      observeQuery(env, ctx, authorizationOf(request), request.method, route, label, status, seconds);
     }
   };
 }

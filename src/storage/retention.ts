@@ -15,9 +15,15 @@
 // consulted for blocks a query listed (R2 lists are strongly consistent), so a deleted
 // block is never opened again; a block deleted between a query's list and its reads is
 // skipped (BlockGoneError), not a 5xx.
+//
+// The sweep's R2 calls are counted through countingBucket (src/observability/r2.ts) in
+// counters the caller persists (the tenant control object's retention state), so they
+// appear in cortex_r2_operations_total{component="compactor"} whichever isolate is
+// scraped; not in this isolate's r2Ops, whose lists /metrics reports as the querier's.
 
 import { limitsFor } from "../config/limits";
-import { r2Ops, tenantBlocksPrefix, timeKey } from "./blocks";
+import { countingBucket, type R2Counter } from "../observability/r2";
+import { tenantBlocksPrefix, timeKey } from "./blocks";
 import { tenantLogBlocksPrefix } from "./logs/blocks";
 
 /** How often the tenant's control DO sweeps (Mimir's compactor cleanup runs every 15 min; blocks here are hours long). */
@@ -73,11 +79,14 @@ export function prefixOf(kind: BlockKind, tenant: string): string {
  * counted that R2 did not confirm, and the next sweep starts over.
  */
 export async function sweepRetention(
-  bucket: R2Bucket,
+  raw: R2Bucket,
   tenant: string,
   cutoff: number,
   onBatch: (kind: BlockKind, blocks: number, bytes: number) => void = () => {},
+  /** Where the sweep's R2 calls are counted (each before it is made); none: not counted. */
+  r2Counts: R2Counter | null = null,
 ): Promise<SweepResult> {
+  const bucket = r2Counts === null ? raw : countingBucket(raw, r2Counts);
   const budget = { pages: MAX_PAGES_PER_SWEEP };
   const metrics = await sweepPrefix(bucket, prefixOf("metrics", tenant), cutoff, budget, (b, n) => onBatch("metrics", b, n));
   const logs = await sweepPrefix(bucket, prefixOf("logs", tenant), cutoff, budget, (b, n) => onBatch("logs", b, n));
@@ -93,7 +102,6 @@ async function sweepPrefix(
 ): Promise<{ sweep: KindSweep; more: boolean }> {
   const sweep: KindSweep = { blocks: 0, bytes: 0, remaining: false };
   if (cutoff === -Infinity) {
-    r2Ops.lists++;
     const page = await bucket.list({ prefix, limit: 1 });
     sweep.remaining = page.objects.length > 0;
     return { sweep, more: false };
@@ -109,7 +117,6 @@ async function sweepPrefix(
     budget.pages--;
     // Always from the start of the prefix: what the last batch deleted is gone from
     // the list (R2 is strongly consistent), so no cursor has to survive a delete.
-    r2Ops.lists++;
     const page = await bucket.list({ prefix, limit: DELETE_BATCH });
     const keys: string[] = [];
     let bytes = 0;
@@ -123,7 +130,6 @@ async function sweepPrefix(
       bytes += obj.size;
     }
     if (keys.length > 0) {
-      r2Ops.deletes++;
       await bucket.delete(keys);
       sweep.blocks += keys.length;
       sweep.bytes += bytes;

@@ -3,7 +3,8 @@
 // elections and counts after pushes from two replicas (failover driven by test
 // clocks, as test/worker/ha_tracker.test.ts does), the retention sweep's deletions
 // and failures (test/worker/retention.test.ts), and open live tails
-// (test/worker/tail_limit.test.ts); a control object that does not answer is left
+// (test/worker/tail_limit.test.ts); query counts and latencies sent by the isolates
+// (src/observability/queries.ts); a control object that does not answer is left
 // out and counted, and the scrape still answers.
 //
 // Tenants and their limits come from vitest.config.mts (storage is per test file, so
@@ -12,15 +13,16 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
-import { pushV1, type TestSeries } from "./helpers";
+import { pushV1, remoteRead, eq, type TestSeries } from "./helpers";
 import { scrape, scrapeWithTenant, value, type ParsedFamily } from "./exposition_reader";
 import { haTracker } from "../../src/distributor/ha";
 import { tenantStub } from "../../src/distributor/tenant_ring";
 import { DEFAULT_LIMITS } from "../../src/config/limits";
-import { listBlocks, listBlocksUnder, type ListedBlock } from "../../src/storage/blocks";
+import { listBlocks, listBlocksUnder, r2Ops, type ListedBlock } from "../../src/storage/blocks";
 import { tenantLogBlocksPrefix } from "../../src/storage/logs/blocks";
 import { duration } from "../../src/http/status_page";
 import type { TenantControl } from "../../durable-objects/tenant";
+import { QueryAccumulator, queryAccumulator, SEND_EVERY_MS } from "../../src/observability/queries";
 
 const SEC = 1000;
 const HOUR = 3600_000;
@@ -150,6 +152,8 @@ describe("HA tracker on /metrics", () => {
       [{ ...c2, replica: "b" }, 1],
     ]);
     expect(samplesOf(f, "cortex_distributor_non_ha_samples_received_total", tenant)).toEqual([[{ user: tenant }, 3]]);
+    // Cortex counts samples_in before the HA tracker: the 9 stored and the 8 deduped.
+    expect(value(f, "cortex_distributor_samples_in_total", { user: tenant })).toBe(9 + 8);
     expect(f.get("cortex_distributor_deduped_samples_total")!.type).toBe("counter");
     expect(f.get("cortex_ha_tracker_elected_replica_timestamp_seconds")!.type).toBe("gauge");
     // Stored: a's first samples of each cluster, b's after the failover, and the non-HA ones; none of the refused.
@@ -265,7 +269,12 @@ describe("retention on /metrics", () => {
     expect(oldMetrics.length).toBeGreaterThan(0);
     expect(oldLogs.length).toBeGreaterThan(0);
 
+    const r2 = (m: Map<string, ParsedFamily>, op: string, family = "cortex_r2_operations_total") => value(m, family, { component: "compactor", op });
+    const r2Before = { list: r2(f, "list"), delete: r2(f, "delete"), failed: r2(f, "list", "cortex_r2_operation_failures_total") };
+    const isolateLists = r2Ops.lists;
     expect(await runDurableObjectAlarm(tenantStub(env, tenant))).toBe(true);
+    // The sweep's R2 calls are not this isolate's querier reads (the object may share the test's isolate).
+    expect(r2Ops.lists).toBe(isolateLists);
     const st = await tenantStub(env, tenant).retentionStats();
     expect(st.lastSweepAt).not.toBeNull();
     f = await scrape();
@@ -280,6 +289,8 @@ describe("retention on /metrics", () => {
     expect(value(f, "cortex_compactor_block_cleanup_failed_total", { user: tenant })).toBe(0);
     expect(value(f, "cortex_compactor_block_cleanup_last_successful_run_timestamp_seconds", { user: tenant })).toBe(st.lastSweepAt! / 1000);
     expect(value(f, "edge_ingester_retention_next_sweep_timestamp_seconds", { user: tenant })).toBe(st.nextSweepAt! / 1000);
+    // Per kind one list (its first page reaches the newer blocks) and one delete of the expired ones.
+    expect([r2(f, "list") - r2Before.list, r2(f, "delete") - r2Before.delete]).toEqual([2, 2]);
 
     let html = await statusPage();
     let panel = controlPanel(html, tenant);
@@ -311,6 +322,12 @@ describe("retention on /metrics", () => {
       expect(value(f, "cortex_compactor_block_cleanup_last_successful_run_timestamp_seconds", { user: tenant })).toBe(st.lastSweepAt! / 1000);
       expect(value(f, "edge_ingester_retention_next_sweep_timestamp_seconds", { user: tenant })).toBe(failed.nextSweepAt! / 1000);
       expect(value(f, "cortex_compactor_blocks_cleaned_total", { user: tenant })).toBe(oldMetrics.length + oldLogs.length);
+      // The refused list was counted (before it was made) and as failed; nothing was deleted.
+      expect([r2(f, "list") - r2Before.list, r2(f, "delete") - r2Before.delete, r2(f, "list", "cortex_r2_operation_failures_total") - r2Before.failed]).toEqual([3, 2, 1]);
+      // Persisted in the control object: its eviction loses none of them.
+      await evictDurableObject(tenantStub(env, tenant));
+      const evicted = await scrape();
+      expect([r2(evicted, "list") - r2Before.list, r2(evicted, "delete") - r2Before.delete, r2(evicted, "list", "cortex_r2_operation_failures_total") - r2Before.failed]).toEqual([3, 2, 1]);
       html = await statusPage();
       panel = controlPanel(html, tenant);
       expect(panel).toMatch(/sweeps failed<\/span> <span class="warn">1<\/span>/);
@@ -370,6 +387,125 @@ describe("status page durations", () => {
       "1d12h",
       "1h1m",
       "1s",
+    ]);
+  });
+});
+
+describe("queries on /metrics", () => {
+  const tenant = "q_live";
+  const other = "q_two";
+  const get = async (path: string, status: number, orgId = tenant): Promise<void> => {
+    const res = await SELF.fetch(`http://x${path}`, { headers: { "X-Scope-OrgID": orgId } });
+    expect(res.status, `${path}: ${await res.text()}`).toBe(status);
+  };
+  const q = encodeURIComponent;
+
+  beforeAll(async () => {
+    // Only listed tenants are scraped: both write once.
+    await push(tenant, [{ labels: { __name__: "up", job: "q" }, samples: [[NOW - 60_000, 1]] }], 204);
+    await push(other, [{ labels: { __name__: "up", job: "q2" }, samples: [[NOW - 60_000, 1]] }], 204);
+    await scrapeWithTenant(tenant);
+    await scrapeWithTenant(other);
+  });
+
+  it("counts every query of a tenant by API and outcome, sends once per interval per isolate, and a scrape sees them all", async () => {
+
+    let clockNow = NOW;
+    queryAccumulator.clock = () => clockNow;
+    const sendsBefore = queryAccumulator.sends;
+    try {
+      const t = (NOW - 30_000) / 1000;
+      await get(`/api/v1/query?query=up&time=${t}`, 200);
+      await get(`/api/v1/query?query=${q("sum(")}`, 400);
+      await get(`/api/v1/query_range?query=up&start=${t - 300}&end=${t}&step=15`, 200);
+      await get(`/api/v1/labels`, 200);
+      await get(`/api/v1/series?${q("match[]")}=up`, 200);
+      expect((await remoteRead([{ matchers: [eq("__name__", "up")], startMs: NOW - 3_600_000, endMs: NOW }], tenant))[0].length).toBe(1);
+      await get(`/loki/api/v1/query_range?query=${q('{app="none"}')}`, 200);
+      await get(`/loki/api/v1/query?query=${q("{app=")}`, 400);
+      // Federated: counted for the joined user (tenants sorted, as Mimir's JoinTenantIDs), kept by the first tenant's object.
+      await get(`/api/v1/query?query=up&time=${t}`, 200, `${other}|${tenant}`);
+      // Not queries: a 405 on a query path, an admin route.
+      expect((await SELF.fetch("http://x/api/v1/query", { method: "PUT", headers: { "X-Scope-OrgID": tenant } })).status).toBe(405);
+      // The first query sent (with ctx.waitUntil), the other nine are held: one request to the control object, not ten.
+      expect(queryAccumulator.sends - sendsBefore).toBe(1);
+
+      const f = await scrape();
+      const user = { user: tenant };
+      expect(samplesOf(f, "cortex_query_frontend_queries_total", tenant)).toEqual([
+        [{ ...user, op: "label_names_and_values" }, 1],
+        [{ ...user, op: "other" }, 1],
+        [{ ...user, op: "query" }, 3],
+        [{ ...user, op: "query_range" }, 2],
+        [{ ...user, op: "remote_read" }, 1],
+      ]);
+      expect(samplesOf(f, "cortex_query_frontend_queries_total", `${tenant}|${other}`)).toEqual([[{ user: `${tenant}|${other}`, op: "query" }, 1]]);
+      const counts = (f.get("cortex_querier_request_duration_seconds")?.samples ?? [])
+        .filter((s) => s.name === "cortex_querier_request_duration_seconds_count" && s.labels.user === tenant)
+        .map((s) => `${s.labels.route} ${s.labels.status_code} ${s.value}`)
+        .sort();
+      expect(counts).toEqual([
+        "api_v1_labels 2xx 1",
+        "api_v1_query 2xx 1",
+        "api_v1_query 4xx 1",
+        "api_v1_query_range 2xx 1",
+        "api_v1_read 2xx 1",
+        "api_v1_series 2xx 1",
+        "loki_api_v1_query 4xx 1",
+        "loki_api_v1_query_range 2xx 1",
+      ]);
+      expect(value(f, "cortex_querier_request_duration_seconds_bucket", { ...user, le: "+Inf" })).toBe(8);
+      expect(f.get("cortex_querier_request_duration_seconds")!.type).toBe("histogram");
+      // The scrape handed over what this isolate held: nothing left to send.
+      expect(queryAccumulator.take(tenant)).toBeNull();
+
+      // Within the interval a query is held; once it has passed, the next one sends.
+      await get(`/api/v1/labels`, 200);
+      expect(queryAccumulator.sends - sendsBefore).toBe(1);
+      clockNow += SEND_EVERY_MS;
+      await get(`/api/v1/labels`, 200);
+      expect(queryAccumulator.sends - sendsBefore).toBe(2);
+      await queryAccumulator.settled(tenant);
+      expect(queryAccumulator.take(tenant)).toBeNull();
+      const stored = await tenantStub(env, tenant).queryStats(null);
+      expect(stored.series.find((s) => s.user === tenant && s.route === "api_v1_labels")!.count).toBe(3);
+    } finally {
+      queryAccumulator.clock = () => Date.now();
+    }
+
+    // Persisted: the control object's eviction loses nothing.
+    const before = samplesOf(await scrape(), "cortex_query_frontend_queries_total", tenant);
+    await evictDurableObject(tenantStub(env, tenant));
+    const after = await scrape();
+    expect(samplesOf(after, "cortex_query_frontend_queries_total", tenant)).toEqual(before);
+    expect(value(after, "cortex_query_frontend_queries_total", { user: tenant, op: "label_names_and_values" })).toBe(3);
+  });
+
+  it("adds up the counts of two isolates, bucket by bucket", async () => {
+    const a = new QueryAccumulator();
+    const b = new QueryAccumulator();
+    // Isolate a: 3 instant queries of 3 ms (bucket 0.005), a refused range query of 0.3 s (bucket 0.5).
+    for (let i = 0; i < 3; i++) a.observe(other, other, "api_v1_query", 200, 0.003);
+    a.observe(other, other, "api_v1_query_range", 400, 0.3);
+    // Isolate b: 2 instant queries of 20 ms (bucket 0.025), a Loki range query failing after 30 s (bucket 50).
+    for (let i = 0; i < 2; i++) b.observe(other, other, "api_v1_query", 200, 0.02);
+    b.observe(other, other, "loki_api_v1_query_range", 503, 30);
+    expect(a.due(other) && b.due(other)).toBe(true);
+    await Promise.all([a.send(env, other), b.send(env, other)]);
+    expect([a.sends, b.sends]).toEqual([1, 1]);
+
+    const f = await scrape();
+    const at = (route: string, status: string, le?: string) => ({ user: other, route, status_code: status, ...(le ? { le } : {}) });
+    const h = "cortex_querier_request_duration_seconds";
+    expect(value(f, `${h}_count`, at("api_v1_query", "2xx"))).toBe(5);
+    expect([0.005, 0.01, 0.025, 0.05].map((le) => value(f, `${h}_bucket`, at("api_v1_query", "2xx", String(le))))).toEqual([3, 3, 5, 5]);
+    expect(value(f, `${h}_sum`, at("api_v1_query", "2xx"))).toBeCloseTo(3 * 0.003 + 2 * 0.02, 12);
+    expect([0.25, 0.5].map((le) => value(f, `${h}_bucket`, at("api_v1_query_range", "4xx", String(le))))).toEqual([0, 1]);
+    expect([25, 50, 100].map((le) => value(f, `${h}_bucket`, at("loki_api_v1_query_range", "5xx", String(le))))).toEqual([0, 1, 1]);
+    expect(value(f, `${h}_sum`, at("loki_api_v1_query_range", "5xx"))).toBe(30);
+    expect(samplesOf(f, "cortex_query_frontend_queries_total", other)).toEqual([
+      [{ user: other, op: "query" }, 5],
+      [{ user: other, op: "query_range" }, 2],
     ]);
   });
 });
