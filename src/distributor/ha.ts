@@ -32,6 +32,8 @@
 import type { Limits } from "../config/limits";
 import { HttpError } from "../http/errors";
 import type { DecodedWrite } from "../proto/types";
+import { Reason } from "../model/errors";
+import { recordDistributorDiscards } from "../observability/distributor";
 import { tenantReports, tenantStub } from "./tenant_ring";
 
 /** Elections not refreshed for this long are forgotten (Cortex marks them deleted after 30 min). */
@@ -178,7 +180,11 @@ export class HaTracker {
       throw new HttpError(503, `the HA tracker of tenant ${tenant} could not be reached (retry): ${(e as Error).message}`, { "Retry-After": "1" });
     }
     if (answer.tooManyClusters) {
-      throw new HttpError(400, `too many HA clusters (limit: ${limits.haMaxClusters}, haMaxClusters); cluster ${JSON.stringify(cluster)} was refused`);
+      const message = `too many HA clusters (limit: ${limits.haMaxClusters}, haMaxClusters); cluster ${JSON.stringify(cluster)} was refused`;
+      // Mimir counts the request's samples as discarded (reason too_many_ha_clusters); awaited, so
+      // counted before the sender sees the 400. No batch exists yet: they go to shard 0.
+      await recordDistributorDiscards(env, tenant, [{ reason: Reason.TooManyHaClusters, count: samples }], message);
+      throw new HttpError(400, message);
     }
     const jitter = this.random() * limits.haUpdateTimeoutJitterMaxMs;
     if (this.cache.size >= HaTracker.MAX_ENTRIES && !this.cache.has(key)) this.cache.clear();

@@ -18,7 +18,7 @@ import { dedupeHaPair } from "./ha";
 import { writeRing } from "./tenant_ring";
 import { shardStub } from "./shards";
 import { validateLabels, validateTimestamp } from "./validate";
-import { forwardDistributorDiscards } from "../observability/distributor";
+import { countIfRateLimited, forwardDistributorDiscards, withUnsupported } from "../observability/distributor";
 import { perShardLimit } from "../limits/series";
 import { admitSamples } from "../limits/rate";
 
@@ -48,10 +48,14 @@ export async function handleRemoteWrite(request: Request, env: Env, tenant: stri
     return new Response(deduped + "\n", { status: 202, headers: h });
   }
   const batches = distribute(write, tenant, limits, ring, Date.now(), outcome);
-  // Mimir's ingestion rate limit, on the valid samples, before any shard write: a refused push writes nothing (429).
-  await admitSamples(env, tenant, limits, outcome.total - outcome.dropped);
-  // Validation's discards ride with a batch to a shard's persisted counters (src/observability/distributor.ts).
-  const counted = forwardDistributorDiscards(env, tenant, batches, outcome.reasons, outcome.firstError);
+  // Validation's discards, and the native histogram samples and exemplars refused below, are counted
+  // (src/observability/distributor.ts): they ride with a batch to a shard's persisted counters.
+  const discards = withUnsupported(outcome.reasons, write.histogramCount, write.exemplarCount);
+  const firstDiscard = outcome.firstError ?? unsupportedParts(write);
+  // Mimir's ingestion rate limit, on the valid samples, before any shard write: a refused push writes
+  // nothing (429); its validation discards are counted first, as Mimir counts them before rate_limited.
+  await countIfRateLimited(admitSamples(env, tenant, limits, outcome.total - outcome.dropped), () => forwardDistributorDiscards(env, tenant, [], discards, firstDiscard));
+  const counted = forwardDistributorDiscards(env, tenant, batches, discards, firstDiscard);
   const results = await Promise.all(
     batches.map((batch, shard) => (batch === null ? null : sendToShard(env, tenant, shard, batch))),
   );

@@ -108,16 +108,20 @@ export async function handleStatusPage(env: Env): Promise<Response> {
   const gate = new Semaphore(MAX_CONCURRENT_SUBREQUESTS);
   const snapshot = await collectCluster(env, gate);
   const blocks = new Map<string, Map<number, ShardBlocks>>();
+  const logBlocks = new Map<string, Map<number, ShardBlocks>>();
   const blockErrors = new Map<string, string>();
   await Promise.all(
     snapshot.tenants.map(async (t) => {
       try {
-        blocks.set(t.tenant, await blocksByShard(env, t.tenant, gate));
+        // Metric and log blocks, each listed from its own prefix.
+        const [m, l] = await Promise.all([blocksByShard(env, t.tenant, gate, "metrics"), blocksByShard(env, t.tenant, gate, "logs")]);
+        blocks.set(t.tenant, m);
+        logBlocks.set(t.tenant, l);
       } catch (e) {
         blockErrors.set(t.tenant, (e as Error).message);
       }
     }),
   );
-  const html = renderStatusPage({ snapshot, blocks, blockErrors, now: Date.now(), isolate: isolate() });
+  const html = renderStatusPage({ snapshot, blocks, logBlocks, blockErrors, now: Date.now(), isolate: isolate() });
   return new Response(html, { headers: { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" } });
 }

@@ -12,6 +12,8 @@ export interface StatusPageInput {
   snapshot: ClusterSnapshot;
   /** tenant -> shard -> metric blocks in R2; a tenant missing here could not be listed. */
   blocks: Map<string, Map<number, ShardBlocks>>;
+  /** tenant -> shard -> log blocks in R2 (`tenants/<t>/logs/`), listed as the metric ones. */
+  logBlocks: Map<string, Map<number, ShardBlocks>>;
   /** Why listing blocks failed, by tenant. */
   blockErrors: Map<string, string>;
   now: number;
@@ -70,9 +72,24 @@ interface TenantRow {
   lineRate: number | null;
   history: MinuteHistory;
   lineHistory: MinuteHistory | null;
+  /** Metric and log blocks in R2. */
   blocks: number;
   blockBytes: number;
+  logBlocks: number;
   errors: (RecentError & { shard: number; source: string })[];
+}
+
+/** A tenant's blocks in R2 by shard, of both kinds (either missing when its listing failed). */
+interface TenantBlocks {
+  metrics: Map<number, ShardBlocks> | undefined;
+  logs: Map<number, ShardBlocks> | undefined;
+}
+
+/** A shard's blocks of both kinds. */
+function shardBlocks(blocks: TenantBlocks, shard: number): { count: number; bytes: number; logs: number } {
+  const m = blocks.metrics?.get(shard);
+  const l = blocks.logs?.get(shard);
+  return { count: (m?.count ?? 0) + (l?.count ?? 0), bytes: (m?.bytes ?? 0) + (l?.bytes ?? 0), logs: l?.count ?? 0 };
 }
 
 function sumPrefixed(counters: Record<string, number> | undefined, prefix: string): number {
@@ -82,7 +99,7 @@ function sumPrefixed(counters: Record<string, number> | undefined, prefix: strin
   return n;
 }
 
-function summarize(t: TenantSnapshot, blocks: Map<number, ShardBlocks> | undefined, now: number): TenantRow {
+function summarize(t: TenantSnapshot, blocks: TenantBlocks, now: number): TenantRow {
   const endMinute = Math.floor(now / 60_000);
   const row: TenantRow = {
     t,
@@ -100,6 +117,7 @@ function summarize(t: TenantSnapshot, blocks: Map<number, ShardBlocks> | undefin
     lineHistory: null,
     blocks: 0,
     blockBytes: 0,
+    logBlocks: 0,
     errors: [],
   };
   const hs: MinuteHistory[] = [];
@@ -129,11 +147,10 @@ function summarize(t: TenantSnapshot, blocks: Map<number, ShardBlocks> | undefin
         for (const e of o.errors) row.errors.push({ ...e, shard: sh.shard, source: "logs" });
       }
     }
-    const b = blocks?.get(sh.shard);
-    if (b) {
-      row.blocks += b.count;
-      row.blockBytes += b.bytes;
-    }
+    const b = shardBlocks(blocks, sh.shard);
+    row.blocks += b.count;
+    row.blockBytes += b.bytes;
+    row.logBlocks += b.logs;
   }
   row.discarded += t.limiter?.discarded.rate_limited.samples ?? 0;
   row.history = sumHistories(hs, endMinute);
@@ -216,7 +233,7 @@ export function renderChart(rows: TenantRow[], now: number): string {
   return `${parts.join("")}<div class="legend">${legend}</div>`;
 }
 
-function shardTable(row: TenantRow, blocks: Map<number, ShardBlocks> | undefined, blockError: string | undefined, now: number): string {
+function shardTable(row: TenantRow, blocks: TenantBlocks, blockError: string | undefined, now: number): string {
   const hasLogs = row.t.shards.some((s) => s.logs !== null);
   const numeric = new Set(["series", "chunks", "streams", "memory", "WAL", "checkpoint", "rate /s", "received", "discarded", "blocks", "block bytes"]);
   const head = [
@@ -239,7 +256,7 @@ function shardTable(row: TenantRow, blocks: Map<number, ShardBlocks> | undefined
   const body = row.t.shards.map((sh) => {
     const m = sh.metrics;
     const l = sh.logs;
-    const b = blocks?.get(sh.shard);
+    const b = shardBlocks(blocks, sh.shard);
     const c = m?.observations.counters;
     const discarded = c ? sumPrefixed(c, COUNTER.discarded) + sumPrefixed(c, COUNTER.distributorDiscarded) : 0;
     const memory = (m?.headBytes ?? 0) + (l?.headBytes ?? 0);
@@ -264,13 +281,18 @@ function shardTable(row: TenantRow, blocks: Map<number, ShardBlocks> | undefined
       `<td class="n${discarded > 0 ? " warn" : ""}">${num(discarded)}</td>`,
       `<td>${time(Number.isFinite(lastFlush) ? lastFlush : null)}</td>`,
       `<td>${time(next.length > 0 ? Math.min(...next) : null)}</td>`,
-      `<td class="n">${blockError ? `<span class="bad" title="${escapeHtml(blockError)}">?</span>` : num(b?.count ?? 0)}</td>`,
-      `<td class="n">${blockError ? "?" : bytes(b?.bytes ?? 0)}</td>`,
+      `<td class="n blocks" data-blocks="${blockError ? "" : b.count}" data-log-blocks="${blockError ? "" : b.logs}">${blockError ? `<span class="bad" title="${escapeHtml(blockError)}">?</span>` : blockCount(b.count, b.logs)}</td>`,
+      `<td class="n">${blockError ? "?" : bytes(b.bytes)}</td>`,
       `<td>${state}</td>`,
     ];
     return `<tr class="shard-row" data-tenant="${escapeHtml(row.t.tenant)}" data-shard="${sh.shard}">${cells.join("")}</tr>`;
   });
   return `<table class="shards"><thead><tr>${head.map((h) => `<th${numeric.has(h) ? ` class="n"` : ""}>${h}</th>`).join("")}</tr></thead><tbody>${body.join("")}</tbody></table>`;
+}
+
+/** Blocks of both kinds, the log blocks among them named when there are any: "5", "5 (2 log)". */
+function blockCount(total: number, logs: number): string {
+  return logs > 0 ? `${num(total)} <span class="dim">(${num(logs)} log)</span>` : num(total);
 }
 
 /** A duration as an operator writes it, in its two largest units: 30s, 15m, 24h, 7d, 1d12h. */
@@ -349,7 +371,8 @@ function errorList(row: TenantRow): string {
 
 export function renderStatusPage(input: StatusPageInput): string {
   const { snapshot, now } = input;
-  const rows = snapshot.tenants.map((t) => summarize(t, input.blocks.get(t.tenant), now));
+  const blocksOf = (tenant: string): TenantBlocks => ({ metrics: input.blocks.get(tenant), logs: input.logBlocks.get(tenant) });
+  const rows = snapshot.tenants.map((t) => summarize(t, blocksOf(t.tenant), now));
   const total = rows.reduce(
     (a, r) => ({
       series: a.series + r.series,
@@ -359,8 +382,9 @@ export function renderStatusPage(input: StatusPageInput): string {
       wal: a.wal + r.walBytes,
       blocks: a.blocks + r.blocks,
       blockBytes: a.blockBytes + r.blockBytes,
+      logBlocks: a.logBlocks + r.logBlocks,
     }),
-    { series: 0, streams: 0, rate: 0, memory: 0, wal: 0, blocks: 0, blockBytes: 0 },
+    { series: 0, streams: 0, rate: 0, memory: 0, wal: 0, blocks: 0, blockBytes: 0, logBlocks: 0 },
   );
   const failures = snapshot.failures.metrics + snapshot.failures.logs;
   const controlFailures = snapshot.failures.control;
@@ -371,20 +395,20 @@ export function renderStatusPage(input: StatusPageInput): string {
     ["samples/s", rate(total.rate)],
     ["memory", bytes(total.memory)],
     ["WAL", bytes(total.wal)],
-    ["blocks in R2", `${num(total.blocks)} <span class="dim">/ ${bytes(total.blockBytes)}</span>`],
+    ["blocks in R2", `${num(total.blocks)} <span class="dim">/ ${bytes(total.blockBytes)}</span><div class="sub" data-metric-blocks="${total.blocks - total.logBlocks}" data-log-blocks="${total.logBlocks}">${num(total.blocks - total.logBlocks)} metric · ${num(total.logBlocks)} log</div>`],
   ]
     .map(([k, v]) => `<div class="tile"><div class="v">${v}</div><div class="k">${k}</div></div>`)
     .join("");
   const summary = rows
     .map(
       (r, i) =>
-        `<tr class="tenant-row" data-tenant="${escapeHtml(r.t.tenant)}"><td><span class="dot" style="background:${PALETTE[i % PALETTE.length]}"></span><a href="#tenant-${encodeURIComponent(r.t.tenant)}">${escapeHtml(r.t.tenant)}</a></td><td class="n">${r.t.shards.length}</td><td class="n">${num(r.series)}</td><td class="n">${r.streams === null ? "—" : num(r.streams)}</td><td class="n">${rate(r.rate)}</td><td class="n">${num(r.received)}</td><td class="n${r.discarded > 0 ? " warn" : ""}">${num(r.discarded)}</td><td class="n">${r.lines === null ? "—" : num(r.lines)}</td><td class="n">${bytes(r.headBytes)}</td><td class="n">${bytes(r.walBytes)}</td><td class="n">${num(r.blocks)}</td><td class="n">${bytes(r.blockBytes)}</td><td class="n">${r.errors.length > 0 ? `<span class="warn">${r.errors.length}</span>` : "0"}</td></tr>`,
+        `<tr class="tenant-row" data-tenant="${escapeHtml(r.t.tenant)}"><td><span class="dot" style="background:${PALETTE[i % PALETTE.length]}"></span><a href="#tenant-${encodeURIComponent(r.t.tenant)}">${escapeHtml(r.t.tenant)}</a></td><td class="n">${r.t.shards.length}</td><td class="n">${num(r.series)}</td><td class="n">${r.streams === null ? "—" : num(r.streams)}</td><td class="n">${rate(r.rate)}</td><td class="n">${num(r.received)}</td><td class="n${r.discarded > 0 ? " warn" : ""}">${num(r.discarded)}</td><td class="n">${r.lines === null ? "—" : num(r.lines)}</td><td class="n">${bytes(r.headBytes)}</td><td class="n">${bytes(r.walBytes)}</td><td class="n">${blockCount(r.blocks, r.logBlocks)}</td><td class="n">${bytes(r.blockBytes)}</td><td class="n">${r.errors.length > 0 ? `<span class="warn">${r.errors.length}</span>` : "0"}</td></tr>`,
     )
     .join("");
   const sections = rows
     .map(
       (r) =>
-        `<section class="tenant" id="tenant-${escapeHtml(encodeURIComponent(r.t.tenant))}"><h2>${escapeHtml(r.t.tenant)} <span class="dim small">${r.t.shards.length} shards · ${num(r.series)} series · ${rate(r.rate)} samples/s</span></h2>${shardTable(r, input.blocks.get(r.t.tenant), input.blockErrors.get(r.t.tenant), now)}${controlPanel(r.t)}${errorList(r)}</section>`,
+        `<section class="tenant" id="tenant-${escapeHtml(encodeURIComponent(r.t.tenant))}"><h2>${escapeHtml(r.t.tenant)} <span class="dim small">${r.t.shards.length} shards · ${num(r.series)} series · ${rate(r.rate)} samples/s</span></h2>${shardTable(r, blocksOf(r.t.tenant), input.blockErrors.get(r.t.tenant), now)}${controlPanel(r.t)}${errorList(r)}</section>`,
     )
     .join("");
   const warn =
@@ -423,7 +447,7 @@ main{padding:12px 18px;max-width:1400px}
 h2{font-size:14px;margin:18px 0 6px}
 .tiles{display:flex;flex-wrap:wrap;gap:8px}
 .tile{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:6px 12px;min-width:110px}
-.tile .v{font-size:18px;font-weight:600;font-variant-numeric:tabular-nums}.tile .k{color:var(--dim);font-size:11px;text-transform:uppercase;letter-spacing:.04em}
+.tile .v{font-size:18px;font-weight:600;font-variant-numeric:tabular-nums}.tile .v .sub{font-size:11px;font-weight:400;color:var(--dim)}.tile .k{color:var(--dim);font-size:11px;text-transform:uppercase;letter-spacing:.04em}
 section.chart,section.tenant{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:4px 12px 10px;margin-top:12px}
 #rate-chart{width:100%;height:220px;display:block}
 #rate-chart .grid{stroke:var(--line);stroke-width:1}#rate-chart .frame{fill:none;stroke:#c9ced8}
@@ -450,12 +474,13 @@ details.errors li{margin:2px 0}details.errors code{white-space:pre-wrap;word-bre
 time{font-variant-numeric:tabular-nums}
 `;
 
-// Relative times ("12s ago", "in 25s") from data-ms, and an opt-in reload every 10 s
+// Relative times ("12s ago", "in 25s") from data-ms, each in the unit its rounded value
+// fits (59m 50s is "1h", not "60m"), and an opt-in reload every 10 s
 // (remembered in the URL hash, so a reload keeps it on).
 const SCRIPT = `
 (function(){
   function rel(ms){var d=Math.round((ms-Date.now())/1000),a=Math.abs(d),s;
-    if(a<60)s=a+"s";else if(a<3600)s=Math.round(a/60)+"m";else if(a<86400)s=Math.round(a/3600)+"h";else s=Math.round(a/86400)+"d";
+    if(a<60)s=a+"s";else if(a<3570)s=Math.round(a/60)+"m";else if(a<84600)s=Math.round(a/3600)+"h";else s=Math.round(a/86400)+"d";
     return d<=0?s+" ago":"in "+s;}
   function tick(){var ts=document.querySelectorAll("time[data-ms]");for(var i=0;i<ts.length;i++){ts[i].textContent=rel(+ts[i].getAttribute("data-ms"));}}
   tick();setInterval(tick,1000);

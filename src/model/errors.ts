@@ -22,6 +22,8 @@ export const enum Reason {
   ExemplarsUnsupported = "exemplars_unsupported",
   /** The tenant's ingestion rate (ingestionRate / logIngestionRateBytes) was exceeded: the whole push is refused with 429. */
   RateLimited = "rate_limited",
+  /** A new HA cluster past the tenant's haMaxClusters: the whole push is refused with 400 (Mimir's reason). */
+  TooManyHaClusters = "too_many_ha_clusters",
   /** A new series past the tenant's maxGlobalSeriesPerUser (its per-shard share). */
   PerUserSeriesLimit = "per_user_series_limit",
   /** A new log stream past the tenant's maxGlobalStreamsPerUser (its per-shard share; Loki's stream_limit). */

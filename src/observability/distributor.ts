@@ -10,10 +10,45 @@
 // at all) is one small RPC made, to shard 0, and awaited with the request, so the
 // counts are durable before the sender sees the 400.
 
-import type { Reason } from "../model/errors";
+// Refusals counted the same way: native histogram samples and exemplars (not stored
+// yet; Mimir counts its refusals of them as discards too), "too many HA clusters"
+// (src/distributor/ha.ts, Mimir's too_many_ha_clusters), and the validation discards
+// of a push the rate limiter then refuses as a whole (429): Mimir counts those by
+// their validation reason, and the rest of the push as rate_limited (counted by the
+// tenant's RateLimiter).
+
+import { Reason } from "../model/errors";
+import { HttpError } from "../http/errors";
 import type { ReasonCount, ShardPush } from "../ingester/rpc";
 import type { LogDiscardCount } from "../ingester/logs/rpc";
 import { logShardStub, shardStub } from "../distributor/shards";
+
+/**
+ * The validation discards plus the request's native histogram samples and exemplars,
+ * all refused (src/distributor/push.ts answers 400 naming them). Exemplars become
+ * cortex_discarded_exemplars_total, not samples (src/observability/metrics.ts).
+ */
+export function withUnsupported(reasons: ReadonlyMap<Reason, number>, histograms: number, exemplars: number): Map<Reason, number> {
+  const out = new Map(reasons);
+  if (histograms > 0) out.set(Reason.NativeHistogramsUnsupported, (out.get(Reason.NativeHistogramsUnsupported) ?? 0) + histograms);
+  if (exemplars > 0) out.set(Reason.ExemplarsUnsupported, (out.get(Reason.ExemplarsUnsupported) ?? 0) + exemplars);
+  return out;
+}
+
+/**
+ * Awaits the rate limit check; if it refuses the push (429), `count` (the push's
+ * validation discards, sent on their own) is awaited before the refusal goes on, so
+ * the counts are durable before the sender sees the 429. Other failures (the rate
+ * limiter unreachable: 503, retried by the sender) count nothing: the retry will.
+ */
+export async function countIfRateLimited(admit: Promise<void>, count: () => Promise<void>): Promise<void> {
+  try {
+    await admit;
+  } catch (e) {
+    if (e instanceof HttpError && e.status === 429) await count();
+    throw e;
+  }
+}
 
 /**
  * Attaches the discards tallied so far to the first batch of the request, or sends

@@ -6,7 +6,8 @@
 
 import { describe, expect, it } from "vitest";
 import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:test";
-import { pushV1, type TestSeries } from "./helpers";
+import { post, pushV1, type TestSeries } from "./helpers";
+import { ProtoWriter } from "../../src/proto/writer";
 import { logShardStub, shardStub } from "../../src/distributor/shards";
 import { snappyCompress } from "../../src/proto/snappy";
 import { encodePushRequest, jsonPushBody, ns, type JsonStream, type PushStream } from "../support/loki_wire";
@@ -14,7 +15,9 @@ import { DEFAULT_LIMITS } from "../../src/config/limits";
 import { Registry, formatValue } from "../../src/observability/exposition";
 import { parseStrict, scrape, scrapeWithTenant, value, type ParsedFamily } from "./exposition_reader";
 import { routeLabel } from "../../src/observability/requests";
-import { listBlocks } from "../../src/storage/blocks";
+import { listBlocks, listBlocksUnder, listTenants } from "../../src/storage/blocks";
+import { tenantLogBlocksPrefix } from "../../src/storage/logs/blocks";
+import { bytes } from "../../src/http/status_page";
 import { COUNTER, MAX_RECENT_ERRORS, ShardObserver, ratePerSecond, sumHistories } from "../../src/observability/shard";
 
 const NOW = Date.now();
@@ -327,6 +330,74 @@ describe("GET /status", () => {
   });
 });
 
+describe("GET /status after a flush", () => {
+  it("shows each shard's memory, WAL, last and next flush and its metric and log blocks as the stats API and R2 report them", async () => {
+    const tenant = "obs-status-flush";
+    const headers = { "X-Scope-OrgID": tenant };
+    const lokiPush = (line: string, t: number) =>
+      SELF.fetch("http://x/loki/api/v1/push", { method: "POST", body: JSON.stringify({ streams: [{ stream: { app: "st", n: line.slice(0, 1) }, values: [[ns(t), line]] }] }), headers: { ...headers, "Content-Type": "application/json" } });
+    expect((await pushV1(series(12, "stflush", NOW - 60_000), { tenant })).status).toBe(204);
+    for (const line of ["alpha", "bravo", "charlie", "delta"]) expect((await lokiPush(line, NOW - 60_000)).status).toBe(204);
+    expect((await SELF.fetch("http://x/flush", { method: "POST", headers })).status).toBe(204);
+    // After the flush: new data in the heads and WALs, beside the flushed blocks.
+    expect((await pushV1(series(6, "stafter", NOW - 30_000), { tenant })).status).toBe(204);
+    expect((await lokiPush("echo", NOW - 30_000)).status).toBe(204);
+
+    type Stat = { shard: number; headBytes: number; walBytes: number; walRecords?: number; lastFlushAt: number | null; nextAlarmAt: number | null };
+    const st = (await (await SELF.fetch("http://x/api/v1/status/ingesters", { headers })).json()) as { data: { shards: Stat[]; logShards: Stat[] } };
+    type Block = { shard: number; size: number };
+    const listed = async (kind: string) => ((await (await SELF.fetch(`http://x/api/v1/blocks?kind=${kind}`, { headers })).json()) as { data: { blocks: Block[] } }).data.blocks;
+    const metricBlocks = await listed("metrics");
+    const logBlocks = await listed("logs");
+    expect(metricBlocks.length).toBeGreaterThan(0);
+    expect(logBlocks.length).toBeGreaterThan(0);
+
+    let html = "";
+    for (let i = 0; i < 100 && !html.includes(`data-tenant="${tenant}"`); i++) html = await (await SELF.fetch("http://x/status")).text();
+    let flushedShards = 0;
+    for (let s = 0; s < DEFAULT_LIMITS.shards; s++) {
+      const m = st.data.shards.find((x) => x.shard === s)!;
+      const l = st.data.logShards.find((x) => x.shard === s)!;
+      const row = new RegExp(`<tr class="shard-row" data-tenant="${tenant}" data-shard="${s}">([\\s\\S]*?)</tr>`).exec(html);
+      expect(row, `shard ${s} row`).not.toBeNull();
+      const cells = [...row![1].matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((c) => c[1]);
+      const tds = [...row![1].matchAll(/<td([^>]*)>/g)].map((c) => c[1]);
+      // shard, series, chunks, streams, memory, WAL, checkpoint, rate, received, discarded, last flush, next flush, blocks, block bytes, state
+      expect(cells[4], `shard ${s} memory`).toBe(bytes(m.headBytes + l.headBytes));
+      expect(cells[5], `shard ${s} WAL`).toBe(`${bytes(m.walBytes + l.walBytes)} <span class="dim">(${m.walRecords} rec)</span>`);
+      const last = Math.max(m.lastFlushAt ?? -Infinity, l.lastFlushAt ?? -Infinity);
+      if (Number.isFinite(last)) {
+        flushedShards++;
+        expect(cells[10], `shard ${s} last flush`).toContain(`data-ms="${last}"`);
+      } else expect(cells[10]).toContain("—");
+      const next = [m.nextAlarmAt, l.nextAlarmAt].filter((v): v is number => v !== null);
+      expect(next.length, `shard ${s} holds data: an alarm is set`).toBeGreaterThan(0);
+      expect(cells[11], `shard ${s} next flush`).toContain(`data-ms="${Math.min(...next)}"`);
+      const mine = (bs: Block[]) => bs.filter((b) => b.shard === s);
+      const count = mine(metricBlocks).length + mine(logBlocks).length;
+      const logs = mine(logBlocks).length;
+      expect(tds[12], `shard ${s} blocks`).toContain(`data-blocks="${count}" data-log-blocks="${logs}"`);
+      expect(cells[12]).toBe(logs > 0 ? `${count} <span class="dim">(${logs} log)</span>` : String(count));
+      expect(cells[13], `shard ${s} block bytes`).toBe(bytes([...mine(metricBlocks), ...mine(logBlocks)].reduce((n, b) => n + b.size, 0)));
+    }
+    expect(flushedShards).toBeGreaterThan(0);
+    // The tenant's row sums both kinds.
+    const tenantRow = new RegExp(`<tr class="tenant-row" data-tenant="${tenant}">([\\s\\S]*?)</tr>`).exec(html)!;
+    const tcells = [...tenantRow[1].matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((c) => c[1]);
+    expect(tcells[10]).toBe(`${metricBlocks.length + logBlocks.length} <span class="dim">(${logBlocks.length} log)</span>`);
+    // The "blocks in R2" tile: every tenant's blocks of both kinds, as R2 lists them.
+    let allMetric = 0;
+    let allLog = 0;
+    for (const t of await listTenants(env.BLOCKS)) {
+      allMetric += (await listBlocks(env.BLOCKS, t, -Infinity, Infinity)).length;
+      allLog += (await listBlocksUnder(env.BLOCKS, tenantLogBlocksPrefix(t), -Infinity, Infinity)).length;
+    }
+    expect(allLog).toBeGreaterThanOrEqual(logBlocks.length);
+    expect(html).toContain(`<div class="sub" data-metric-blocks="${allMetric}" data-log-blocks="${allLog}">${allMetric} metric · ${allLog} log</div>`);
+    expect(bytes(1536)).toBe("1.50 KiB");
+  });
+});
+
 describe("GET /metrics: logs", () => {
   const tenant = "obs-logs";
   const A = '{app="obs", env="x"}';
@@ -440,5 +511,104 @@ describe("GET /metrics: logs", () => {
     const blocks = (await (await SELF.fetch("http://x/api/v1/blocks?kind=logs", { headers: { "X-Scope-OrgID": tenant } })).json()) as { data: { blocks: { size: number }[] } };
     expect(blocks.data.blocks.length).toBeGreaterThanOrEqual(1);
     expect(put(f) - put(before)).toBe(blocks.data.blocks.length);
+  });
+});
+
+describe("GET /metrics: refusals counted as discards", () => {
+  /** Scrapes until `tenant` is listed under `family` (shards register in R2 at their first write, not awaited by the push). */
+  async function scrapeListing(family: string, label: string, tenant: string): Promise<Map<string, ParsedFamily>> {
+    for (let i = 0; i < 100; i++) {
+      const f = await scrape();
+      if (f.get(family)?.samples.some((s) => s.labels[label] === tenant)) return f;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`tenant ${tenant} never appeared in ${family}`);
+  }
+
+  it("counts refused native histogram samples as discarded samples and refused exemplars as discarded exemplars (Mimir's families)", async () => {
+    const tenant = "obs-hist";
+    const V2 = { "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request", "Content-Encoding": "snappy", "X-Prometheus-Remote-Write-Version": "2.0.0", "X-Scope-OrgID": tenant };
+    /** A v2 request of one series (__name__="hist", job="x"): `floats` float samples, `histograms` native histograms, `exemplars` exemplars. */
+    const request = (floats: number, histograms: number, exemplars: number): Uint8Array => {
+      const w = new ProtoWriter();
+      for (const sym of ["", "__name__", "hist", "job", "x"]) w.string(4, sym);
+      w.message(5, () => {
+        w.packedUint32(1, [1, 2, 3, 4]);
+        for (let i = 0; i < floats; i++) w.message(2, () => { w.double(1, i); w.int64(2, NOW - 10_000 + i); });
+        for (let i = 0; i < histograms; i++) w.message(3, () => w.int64(15, NOW - 10_000 + i));
+        for (let i = 0; i < exemplars; i++) w.message(4, () => w.int64(3, NOW - 10_000 + i));
+      });
+      return snappyCompress(w.finish());
+    };
+    // One float sample stored beside 2 histograms and 3 exemplars; then 2 histograms alone (no batch at all: shard 0 counts them).
+    let res = await post("/api/v1/write", request(1, 2, 3), V2);
+    expect(res.status, await res.text()).toBe(400);
+    res = await post("/api/v1/write", request(0, 2, 0), V2);
+    expect(res.status, await res.text()).toBe(400);
+
+    const f = await scrapeWithTenant(tenant);
+    expect(value(f, "cortex_discarded_samples_total", { user: tenant, reason: "native_histograms_unsupported" })).toBe(4);
+    expect(value(f, "cortex_discarded_samples_total", { user: tenant })).toBe(4);
+    expect(value(f, "cortex_discarded_exemplars_total", { user: tenant, reason: "exemplars_unsupported" })).toBe(3);
+    expect(f.get("cortex_discarded_exemplars_total")!.type).toBe("counter");
+    expect(value(f, "cortex_distributor_received_samples_total", { user: tenant })).toBe(1);
+    // Mimir's samples_in counts histogram samples, not exemplars.
+    expect(value(f, "cortex_distributor_samples_in_total", { user: tenant })).toBe(1 + 4);
+  });
+
+  it("counts a push refused for too many HA clusters as too_many_ha_clusters", async () => {
+    const tenant = "ha_custom"; // acceptHaSamples, labels prom_cluster/prom_replica, haMaxClusters 1
+    const s = (cluster: string, n: number): TestSeries[] => [{ labels: { __name__: "up", prom_cluster: cluster, prom_replica: "r1" }, samples: Array.from({ length: n }, (_, i): [number, number] => [NOW - 20_000 + i * 1000, i]) }];
+    expect((await pushV1(s("c1", 2), { tenant })).status).toBe(204);
+    const refused = await pushV1(s("c2", 3), { tenant });
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain("too many HA clusters");
+    const f = await scrapeWithTenant(tenant);
+    expect(value(f, "cortex_discarded_samples_total", { user: tenant, reason: "too_many_ha_clusters" })).toBe(3);
+    expect(value(f, "cortex_distributor_received_samples_total", { user: tenant })).toBe(2);
+    expect(value(f, "cortex_distributor_samples_in_total", { user: tenant })).toBe(2 + 3);
+  });
+
+  it("counts the validation discards of a push the rate limiter refuses, then the rest as rate_limited (metrics and logs)", async () => {
+    const t = "obs-limited-mixed";
+    const logs = "obs-limited-logs";
+    const put = await SELF.fetch("http://x/api/v1/runtime_config", {
+      method: "PUT",
+      body: JSON.stringify({ overrides: { [t]: { ingestionRate: 1, ingestionBurstSize: 10 }, [logs]: { logIngestionRateBytes: 1, logIngestionBurstBytes: 64 } } }),
+    });
+    expect(put.status, await put.text()).toBe(200);
+    try {
+      // 6 samples fit the burst. Then 30 valid samples (never fit: 429) with 3 refused for a label name and 1 too old.
+      expect((await pushV1(series(2, "limited", NOW - 30_000), { tenant: t })).status).toBe(204);
+      const mixed: TestSeries[] = [
+        ...series(10, "limited", NOW - 20_000),
+        { labels: { __name__: "limited_bad", "0bad": "x" }, samples: [[NOW - 5000, 1], [NOW - 4000, 2], [NOW - 3000, 3]] },
+        { labels: { __name__: "limited_old", a: "2" }, samples: [[NOW - 30 * 86_400_000, 1]] },
+      ];
+      expect((await pushV1(mixed, { tenant: t })).status).toBe(429);
+      const f = await scrapeWithTenant(t);
+      const discarded = (reason: string) => value(f, "cortex_discarded_samples_total", { user: t, reason });
+      expect([discarded("label_name_invalid"), discarded("sample_too_old"), discarded("rate_limited")]).toEqual([3, 1, 30]);
+      expect(value(f, "cortex_distributor_received_samples_total", { user: t })).toBe(6);
+      expect(value(f, "cortex_distributor_samples_in_total", { user: t })).toBe(6 + 3 + 1 + 30);
+
+      // Logs: a 2-byte line fits; then a 100-byte line (never fits the 64-byte burst) beside a stream without labels ("日本": 6 bytes).
+      const lokiPush = (streams: { stream: Record<string, string>; values: [string, string][] }[]) =>
+        SELF.fetch("http://x/loki/api/v1/push", { method: "POST", body: JSON.stringify({ streams }), headers: { "Content-Type": "application/json", "X-Scope-OrgID": logs } });
+      let res = await lokiPush([{ stream: { app: "lim" }, values: [[ns(NOW - 20_000), "hi"]] }]);
+      expect(res.status, await res.text()).toBe(204);
+      res = await lokiPush([
+        { stream: { app: "lim" }, values: [[ns(NOW - 10_000), "x".repeat(100)]] },
+        { stream: { app: "" }, values: [[ns(NOW - 10_000), "日本"]] },
+      ]);
+      expect(res.status, await res.text()).toBe(429);
+      const g = await scrapeListing("loki_distributor_lines_received_total", "tenant", logs);
+      expect(value(g, "loki_discarded_samples_total", { tenant: logs, reason: "missing_labels" })).toBe(1);
+      expect(value(g, "loki_discarded_bytes_total", { tenant: logs, reason: "missing_labels" })).toBe(6);
+      expect(value(g, "loki_discarded_samples_total", { tenant: logs, reason: "rate_limited" })).toBe(1);
+      expect(value(g, "loki_distributor_lines_received_total", { tenant: logs })).toBe(1);
+    } finally {
+      expect((await SELF.fetch("http://x/api/v1/runtime_config", { method: "PUT", body: "{}" })).status).toBe(200);
+    }
   });
 });

@@ -29,7 +29,7 @@ import { checkPushOrigin } from "../../http/cors";
 import { hash32 } from "../hash";
 import type { Ring } from "../ring";
 import { writeRing } from "../tenant_ring";
-import { logDiscardList, recordLogDistributorDiscards } from "../../observability/distributor";
+import { countIfRateLimited, logDiscardList, recordLogDistributorDiscards } from "../../observability/distributor";
 import { admitLogs, batchBytes } from "../../limits/rate";
 import { perShardLimit } from "../../limits/series";
 import { logShardStub } from "../shards";
@@ -137,13 +137,16 @@ export async function handleLokiPush(request: Request, env: Env, tenant: string)
   // as metric series are placed: run-time resharding moves streams the same way.
   const ring = await writeRing(env, tenant);
   const batches = distribute(push, tenant, limits, ring, Date.now(), outcome);
-  // Loki's ingestion rate limit (and a browser key's own), before any shard write: a refused push writes nothing (429).
-  await admitValid(request, env, tenant, limits, outcome.total - outcome.dropped, batchBytes(batches), browserKey ? rawBytes : -1);
-  const shardLimits = logShardLimits(limits, ring.shards);
   // Validation's discards ride with the request's first shard RPC to that shard's
   // persisted counters, or, when nothing reached a shard, go to log shard 0 alone
   // (src/observability/distributor.ts), awaited so they are counted before the 400.
   const discards = logDiscardList(outcome.reasons, outcome.discardedBytes);
+  // Loki's ingestion rate limit (and a browser key's own), before any shard write: a refused push writes
+  // nothing (429); its validation discards are counted first, as Loki's distributor counts them before rate_limited.
+  await countIfRateLimited(admitValid(request, env, tenant, limits, outcome.total - outcome.dropped, batchBytes(batches), browserKey ? rawBytes : -1), () =>
+    recordLogDistributorDiscards(env, tenant, discards, outcome.firstError),
+  );
+  const shardLimits = logShardLimits(limits, ring.shards);
   const carrier = batches.findIndex((b) => b.length > 0);
   if (carrier < 0) await recordLogDistributorDiscards(env, tenant, discards, outcome.firstError);
   const calls: Promise<LogShardPushResult>[] = [];
