@@ -123,10 +123,28 @@ export async function admitSamples(env: Env, tenant: string, limits: Limits, sam
 }
 
 /**
- * Loki's ingestion rate limit on a log push's bytes (lines and structured metadata),
- * and the browser key's own limit when the request came with one; throws 429.
+ * A browser key's charge for a request's body as it came, before decoding: validation
+ * refuses invalid pushes before the rate limit, so without this a key (a credential any
+ * page may hold) could send invalid pushes at no cost. Its own bucket only; throws 429.
+ * Returns the bytes charged, to pass to admitLogs as `keyPaid`.
  */
-export async function admitLogs(request: Request, env: Env, tenant: string, limits: Limits, lines: number, bytes: number, book: LeaseBook = isolateLeases): Promise<void> {
+export async function admitBrowserKeyBody(request: Request, env: Env, tenant: string, bodyBytes: number, book: LeaseBook = isolateLeases): Promise<number> {
+  const key = authorizationOf(request)?.principal.browserKey;
+  if (key === undefined || key.bytesPerSecond <= 0 || bodyBytes <= 0) return 0;
+  const take: BucketTake = { name: `browserKey:${key.id}`, rate: key.bytesPerSecond, burst: key.burstBytes, amount: bodyBytes, lease: leaseSize(key.bytesPerSecond, key.burstBytes) };
+  const refused = await book.admit(env, tenant, [take], { samples: 0, lines: 0, bytes: bodyBytes });
+  if (refused === null) return bodyBytes;
+  const head = `browser key ${key.id} exceeded its rate limit (limit: ${take.rate} bytes/sec, burst ${take.burst} bytes; browserKeys[].bytesPerSecond, burstBytes in the runtime config) with a request body of ${bodyBytes} bytes (${Reason.RateLimited})`;
+  throw tooMany(refused, head, bodyBytes, take.burst, "raise the key's burstBytes or send smaller pushes");
+}
+
+/**
+ * Loki's ingestion rate limit on a log push's bytes (lines and structured metadata),
+ * and the browser key's own limit when the request came with one, taken together (all
+ * or nothing); throws 429. `keyPaid`: what admitBrowserKeyBody already charged the key,
+ * so that it pays max(body, valid bytes) in all and compression cannot multiply its rate.
+ */
+export async function admitLogs(request: Request, env: Env, tenant: string, limits: Limits, lines: number, bytes: number, keyPaid = 0, book: LeaseBook = isolateLeases): Promise<void> {
   if (bytes <= 0) return;
   const takes: BucketTake[] = [];
   if (limits.logIngestionRateBytes > 0) {
@@ -135,8 +153,9 @@ export async function admitLogs(request: Request, env: Env, tenant: string, limi
     takes.push({ name: "logBytes", rate, burst, amount: bytes, lease: leaseSize(rate, burst) });
   }
   const key = authorizationOf(request)?.principal.browserKey;
-  if (key !== undefined && key.bytesPerSecond > 0) {
-    takes.push({ name: `browserKey:${key.id}`, rate: key.bytesPerSecond, burst: key.burstBytes, amount: bytes, lease: leaseSize(key.bytesPerSecond, key.burstBytes) });
+  const keyOwes = bytes - keyPaid;
+  if (key !== undefined && key.bytesPerSecond > 0 && keyOwes > 0) {
+    takes.push({ name: `browserKey:${key.id}`, rate: key.bytesPerSecond, burst: key.burstBytes, amount: keyOwes, lease: leaseSize(key.bytesPerSecond, key.burstBytes) });
   }
   if (takes.length === 0) return;
   const refused = await book.admit(env, tenant, takes, { samples: 0, lines, bytes });
@@ -147,7 +166,7 @@ export async function admitLogs(request: Request, env: Env, tenant: string, limi
       ? // Loki's message, with our limits' names.
         `Ingestion rate limit exceeded for user ${tenant} (limit: ${b.rate} bytes/sec, burst ${b.burst} bytes; logIngestionRateBytes, logIngestionBurstBytes) while attempting to ingest '${lines}' lines totaling '${bytes}' bytes, reduce log volume or contact your administrator to see if the limit can be increased (${Reason.RateLimited})`
       : `browser key ${key!.id} exceeded its rate limit (limit: ${b.rate} bytes/sec, burst ${b.burst} bytes; browserKeys[].bytesPerSecond, burstBytes in the runtime config) while attempting to ingest '${lines}' lines totaling '${bytes}' bytes (${Reason.RateLimited})`;
-  throw tooMany(refused, head, bytes, b.burst, b.name === "logBytes" ? "raise logIngestionBurstBytes or send smaller pushes" : "raise the key's burstBytes or send smaller pushes");
+  throw tooMany(refused, head, b.amount, b.burst, b.name === "logBytes" ? "raise logIngestionBurstBytes or send smaller pushes" : "raise the key's burstBytes or send smaller pushes");
 }
 
 /** The tenant's rate-limit refusals (reason rate_limited) and buckets, for /metrics. */

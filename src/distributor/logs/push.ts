@@ -16,7 +16,6 @@
 // will be checked.
 
 import { limitsFor, type Limits } from "../../config/limits";
-import { authorizationOf } from "../../auth/context";
 import { HttpError } from "../../http/errors";
 import { readBody } from "../../http/body";
 import { snappyDecompress, BodyTooLargeError } from "../../proto/snappy";
@@ -30,7 +29,7 @@ import { hash32 } from "../hash";
 import type { Ring } from "../ring";
 import { writeRing } from "../tenant_ring";
 import { countIfRateLimited, logDiscardList, recordLogDistributorDiscards } from "../../observability/distributor";
-import { admitLogs, batchBytes } from "../../limits/rate";
+import { admitBrowserKeyBody, admitLogs, batchBytes } from "../../limits/rate";
 import { perShardLimit } from "../../limits/series";
 import { logShardStub } from "../shards";
 import { decompressBody, protobufHint, pushEncoding, pushFormat, PushFormat } from "./body";
@@ -123,9 +122,7 @@ export async function handleLokiPush(request: Request, env: Env, tenant: string)
   // A browser key (a credential any page may hold) is charged for the body as it came,
   // before decoding: else invalid pushes, which validation refuses before the rate
   // limit, would cost it nothing. Its own bucket only; the tenant's pays for valid bytes, as Loki's.
-  const browserKey = authorizationOf(request)?.principal.browserKey !== undefined;
-  const rawBytes = body.byteLength;
-  if (browserKey) await admitLogs(request, env, tenant, keyBucketOnly(limits), 0, rawBytes);
+  const keyPaid = await admitBrowserKeyBody(request, env, tenant, body.byteLength);
   if (encoding !== "") body = await decompressBody(body, encoding, limits.maxDecompressedBytes);
   // Loki reads the legacy JSON shape on every path but /loki/api/v1 (loghttp.GetVersion).
   const legacy = !new URL(request.url).pathname.startsWith("/loki/api/v1/");
@@ -143,7 +140,7 @@ export async function handleLokiPush(request: Request, env: Env, tenant: string)
   const discards = logDiscardList(outcome.reasons, outcome.discardedBytes);
   // Loki's ingestion rate limit (and a browser key's own), before any shard write: a refused push writes
   // nothing (429); its validation discards are counted first, as Loki's distributor counts them before rate_limited.
-  await countIfRateLimited(admitValid(request, env, tenant, limits, outcome.total - outcome.dropped, batchBytes(batches), browserKey ? rawBytes : -1), () =>
+  await countIfRateLimited(admitLogs(request, env, tenant, limits, outcome.total - outcome.dropped, batchBytes(batches), keyPaid), () =>
     recordLogDistributorDiscards(env, tenant, discards, outcome.firstError),
   );
   const shardLimits = logShardLimits(limits, ring.shards);
@@ -169,33 +166,6 @@ export async function handleLokiPush(request: Request, env: Env, tenant: string)
     return new Response(partialErrorBody(outcome), { status: 400, headers: { "Content-Type": "text/plain; charset=utf-8" } });
   }
   return new Response(null, { status: 204 });
-}
-
-/**
- * The rate limits on a push's valid bytes: the tenant's (Loki's ingestion_rate_mb),
- * and, when the request carries a browser key (`keyPaid`: the body bytes it was
- * charged before decoding; -1 without a key), the key's for what decoding added: the
- * key pays max(body, valid bytes), so compression does not multiply its rate.
- */
-async function admitValid(request: Request, env: Env, tenant: string, limits: Limits, lines: number, validBytes: number, keyPaid: number): Promise<void> {
-  if (keyPaid < 0) return admitLogs(request, env, tenant, limits, lines, validBytes);
-  if (validBytes > keyPaid) await admitLogs(request, env, tenant, keyBucketOnly(limits), lines, validBytes - keyPaid);
-  await admitLogs(tenantBucketOnly(), env, tenant, limits, lines, validBytes);
-}
-
-/** The limits with the tenant's log bytes bucket off: admitLogs then takes only the request's browser key bucket. */
-function keyBucketOnly(limits: Limits): Limits {
-  return { ...limits, logIngestionRateBytes: 0 };
-}
-
-let keyless: Request | null = null;
-
-/**
- * A request without authorization: admitLogs (src/limits/rate.ts) finds the browser key
- * through the request it is given, so given this one it takes the tenant's bucket alone.
- */
-function tenantBucketOnly(): Request {
-  return (keyless ??= new Request("https://tenant-bucket.invalid/"));
 }
 
 function decodeProtobuf(body: Uint8Array, limits: Limits, hint: string): DecodedLogPush {
