@@ -395,9 +395,13 @@ export function renderStatusPage(input: StatusPageInput): string {
     ["samples/s", rate(total.rate)],
     ["memory", bytes(total.memory)],
     ["WAL", bytes(total.wal)],
-    ["blocks in R2", `${num(total.blocks)} <span class="dim">/ ${bytes(total.blockBytes)}</span><div class="sub" data-metric-blocks="${total.blocks - total.logBlocks}" data-log-blocks="${total.logBlocks}">${num(total.blocks - total.logBlocks)} metric · ${num(total.logBlocks)} log</div>`],
+    [
+      "blocks in R2",
+      `${num(total.blocks)} <span class="dim">/ ${bytes(total.blockBytes)}</span>`,
+      `<div class="sub" data-metric-blocks="${total.blocks - total.logBlocks}" data-log-blocks="${total.logBlocks}">${num(total.blocks - total.logBlocks)} metric · ${num(total.logBlocks)} log</div>`,
+    ],
   ]
-    .map(([k, v]) => `<div class="tile"><div class="v">${v}</div><div class="k">${k}</div></div>`)
+    .map(([k, v, sub]) => `<div class="tile"><div class="v">${v}</div><div class="k">${k}</div>${sub ?? ""}</div>`)
     .join("");
   const summary = rows
     .map(
@@ -447,7 +451,7 @@ main{padding:12px 18px;max-width:1400px}
 h2{font-size:14px;margin:18px 0 6px}
 .tiles{display:flex;flex-wrap:wrap;gap:8px}
 .tile{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:6px 12px;min-width:110px}
-.tile .v{font-size:18px;font-weight:600;font-variant-numeric:tabular-nums}.tile .v .sub{font-size:11px;font-weight:400;color:var(--dim)}.tile .k{color:var(--dim);font-size:11px;text-transform:uppercase;letter-spacing:.04em}
+.tile .v{font-size:18px;font-weight:600;font-variant-numeric:tabular-nums}.tile .sub{font-size:11px;color:var(--dim)}.tile .k{color:var(--dim);font-size:11px;text-transform:uppercase;letter-spacing:.04em}
 section.chart,section.tenant{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:4px 12px 10px;margin-top:12px}
 #rate-chart{width:100%;height:220px;display:block}
 #rate-chart .grid{stroke:var(--line);stroke-width:1}#rate-chart .frame{fill:none;stroke:#c9ced8}

@@ -7,8 +7,11 @@
 //   3. Prometheus's API must report cortex_distributor_received_samples_total and
 //      cortex_discarded_samples_total{reason} equal to exactly what was pushed and
 //      refused: the exposition parsed, the names and labels are right, the values exact.
-//   4. The runtime is SIGKILLed and restarted on the same state: the counters come
-//      back unchanged (they live in the shards' SQLite), so Prometheus sees no reset.
+//   4. Queries through our Prometheus API are counted per tenant, by op and outcome
+//      (kept in the tenant's control object: src/observability/queries.ts).
+//   5. The runtime is SIGKILLed and restarted on the same state: the counters come
+//      back unchanged (they live in the shards' and control objects' SQLite), so
+//      Prometheus sees no reset.
 
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -101,12 +104,36 @@ describe("Prometheus scrapes /metrics", () => {
     expect(await promValue(`sum(cortex_request_duration_seconds_count{route="api_v1_push",status_code="204"})`)).toBeGreaterThanOrEqual(1);
   });
 
+  it("counts our tenant's queries by op and outcome, as Prometheus scrapes them", async () => {
+    const query = async (path: string, status: number) => {
+      const res = await fetch(`${wrangler!.url}${path}`, { headers: { "X-Scope-OrgID": TENANT }, signal: AbortSignal.timeout(30_000) });
+      expect(res.status, await res.text()).toBe(status);
+    };
+    const t = (NOW - 10_000) / 1000;
+    for (let i = 0; i < 3; i++) await query(`/api/v1/query?query=scrape_test_metric&time=${t}`, 200);
+    await query(`/api/v1/query?query=${encodeURIComponent("rate(")}`, 400);
+    await query(`/api/v1/query_range?query=scrape_test_metric&start=${t - 60}&end=${t}&step=15`, 200);
+    const user = `user="${TENANT}"`;
+    await waitUntil(
+      async () => (await promValue(`sum(cortex_query_frontend_queries_total{${user}})`)) === 5,
+      60_000,
+      async () => `Prometheus holds ${await promValue(`sum(cortex_query_frontend_queries_total{${user}})`)} queries; log: ${prometheus!.logTail(10)}`,
+    );
+    expect(await promValue(`cortex_query_frontend_queries_total{${user},op="query"}`)).toBe(4);
+    expect(await promValue(`cortex_query_frontend_queries_total{${user},op="query_range"}`)).toBe(1);
+    expect(await promValue(`cortex_querier_request_duration_seconds_count{${user},route="api_v1_query",status_code="2xx"}`)).toBe(3);
+    expect(await promValue(`cortex_querier_request_duration_seconds_count{${user},route="api_v1_query",status_code="4xx"}`)).toBe(1);
+    // Cortex's error-ratio alerts match status_code=~"5..": the class values fit them.
+    expect(await promValue(`sum(cortex_querier_request_duration_seconds_count{${user},status_code=~"4.."})`)).toBe(1);
+  });
+
   it("promtool check metrics accepts the exposition", async () => {
     const res = await fetch(`${wrangler!.url}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
     const text = await res.text();
     expect(text).toContain("# TYPE cortex_request_duration_seconds histogram");
+    expect(text).toContain("# TYPE cortex_querier_request_duration_seconds histogram");
     const { code, output } = await promtoolCheck(text);
     expect(output.trim(), output).toBe("");
     expect(code).toBe(0);
@@ -132,5 +159,7 @@ describe("Prometheus scrapes /metrics", () => {
     expect(await promValue(`cortex_discarded_samples_total{${user},reason="label_name_invalid"}`)).toBe(5);
     expect(await promValue(`resets(cortex_distributor_received_samples_total{${user}}[5m])`)).toBe(0);
     expect(await promValue(`sum(resets(cortex_discarded_samples_total{${user}}[5m]))`)).toBe(0);
+    expect(await promValue(`sum(cortex_query_frontend_queries_total{${user}})`)).toBe(5);
+    expect(await promValue(`sum(resets(cortex_query_frontend_queries_total{${user}}[5m]))`)).toBe(0);
   });
 });

@@ -1,6 +1,7 @@
 // The status page in a real browser (Debian's Chromium via playwright-core): two
-// tenants push through `wrangler dev`; /status must show both tenants, one row per
-// shard, the ingestion-rate chart as an inline SVG path, and nothing fetched from
+// tenants push through `wrangler dev` (metrics; beta logs too), both flush, then push
+// again; /status must show both tenants, one row per shard, the ingestion-rate chart
+// as inline SVG paths, the metric and log blocks in R2, and nothing fetched from
 // elsewhere. A screenshot goes to test-results/status.png for a person to look at.
 // A missing /usr/bin/chromium fails the test (CI installs it), never skips it.
 
@@ -30,6 +31,26 @@ async function push(tenant: string, series: PromSeries[]): Promise<Response> {
   });
 }
 
+async function pushLogs(tenant: string, lines: string[], t: number): Promise<Response> {
+  const values = lines.map((line, i) => [String(BigInt(t + i) * 1_000_000n), line]);
+  return fetch(`${wrangler!.url}/loki/api/v1/push`, {
+    method: "POST",
+    body: JSON.stringify({ streams: [{ stream: { app: "beta", level: "info" }, values }] }),
+    headers: { "Content-Type": "application/json", "X-Scope-OrgID": tenant },
+    signal: AbortSignal.timeout(30_000),
+  });
+}
+
+async function flush(tenant: string): Promise<void> {
+  const res = await fetch(`${wrangler!.url}/flush`, { method: "POST", headers: { "X-Scope-OrgID": tenant }, signal: AbortSignal.timeout(60_000) });
+  expect(res.status, await res.text()).toBe(204);
+}
+
+async function blockCount(tenant: string, kind: string): Promise<number> {
+  const res = await fetch(`${wrangler!.url}/api/v1/blocks?kind=${kind}`, { headers: { "X-Scope-OrgID": tenant } });
+  return ((await res.json()) as { data: { blocks: unknown[] } }).data.blocks.length;
+}
+
 function series(n: number, name: string, t: number): PromSeries[] {
   return Array.from({ length: n }, (_, i) => ({ labels: { __name__: name, instance: `host-${i}` }, samples: [[t, i]] }));
 }
@@ -55,6 +76,19 @@ describe("GET /status in Chromium", () => {
     }
     // One refused push, so the page has a recent error to show.
     expect((await push(TENANTS[1], series(3, "beta_queue_depth", NOW - 30 * 86_400_000))).status).toBe(400);
+    // Beta's logs; both tenants flush (metric and log blocks in R2), then write on.
+    expect((await pushLogs(TENANTS[1], Array.from({ length: 30 }, (_, i) => `request ${i} served in ${i * 3} ms`), NOW - 50_000)).status).toBe(204);
+    for (const t of TENANTS) await flush(t);
+    expect((await push(TENANTS[0], series(120, "alpha_requests_total", NOW - 50_000))).status).toBe(204);
+    expect((await pushLogs(TENANTS[1], ["after the flush"], NOW - 40_000)).status).toBe(204);
+    let metricBlocks = 0;
+    let logBlocks = 0;
+    for (const t of TENANTS) {
+      metricBlocks += await blockCount(t, "metrics");
+      logBlocks += await blockCount(t, "logs");
+    }
+    expect(metricBlocks).toBeGreaterThan(0);
+    expect(logBlocks).toBeGreaterThan(0);
 
     // Tenants are listed once their shards registered in R2 (right after their first write).
     await waitUntil(
@@ -86,10 +120,12 @@ describe("GET /status in Chromium", () => {
     expect(await seriesCell(TENANTS[0])).toBe("120");
     expect(await seriesCell(TENANTS[1])).toBe("40");
 
-    // The chart: an inline SVG with one 60-point path per tenant, drawn with a real size.
+    // The chart: an inline SVG with one 60-point path per tenant (samples/s), and a dashed
+    // one for beta's log lines/s, drawn with a real size.
     const paths = page.locator("svg#rate-chart path.series");
-    expect(await paths.count()).toBe(2);
-    for (let i = 0; i < 2; i++) {
+    expect(await paths.count()).toBe(3);
+    expect(await page.locator("svg#rate-chart path.series[stroke-dasharray]").count()).toBe(1);
+    for (let i = 0; i < 3; i++) {
       const d = (await paths.nth(i).getAttribute("d")) ?? "";
       expect(d).toMatch(/^M[\d.]+,[\d.]+(L[\d.]+,[\d.]+){59}$/);
     }
@@ -99,6 +135,12 @@ describe("GET /status in Chromium", () => {
     // The newest point of alpha's line is above beta's (more samples this minute): y grows downwards.
     const lastY = async (i: number) => Number(((await paths.nth(i).getAttribute("d")) ?? "").split(",").pop());
     expect(await lastY(0)).toBeLessThan(await lastY(1));
+
+    // Blocks in R2, both kinds, as the blocks API lists them.
+    const tile = page.locator(".tile .sub");
+    expect(await tile.getAttribute("data-metric-blocks")).toBe(String(metricBlocks));
+    expect(await tile.getAttribute("data-log-blocks")).toBe(String(logBlocks));
+    expect(await tile.innerText()).toBe(`${metricBlocks} metric · ${logBlocks} log`);
 
     // The inline script ran: relative times instead of ISO clock times.
     await expect.poll(() => page.locator("header time").innerText()).toMatch(/ago$/);
