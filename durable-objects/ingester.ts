@@ -90,6 +90,7 @@ export class Ingester extends DurableObject<Env> {
     if (life.shutdown) {
       life.refuse(`shard ${batch.shard} of tenant ${batch.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
     }
+    life.checkPlacement(batch.tenant, batch.shard, batch.ringSince);
     life.adopt(batch.tenant, batch.shard);
     const limits = life.limits();
     if (this.head.bytesEstimate > limits.maxHeadBytesPerShard) {
@@ -162,6 +163,11 @@ export class Ingester extends DurableObject<Env> {
   }
 
   /** Flushes every chunk, open ones included (POST /flush). Resolves when the block is in R2. */
+  /** The tenant DO retires this LEAVING shard when it holds nothing (src/ingester/lifecycle.ts retire). */
+  async retire(ringSince: number): Promise<boolean> {
+    return this.life.retire(ringSince);
+  }
+
   async flushAll(): Promise<FlushResult | null> {
     return this.life.flush(true);
   }

@@ -109,6 +109,7 @@ export class LogIngester extends DurableObject<Env> {
     if (life.shutdown) {
       life.refuse(`log shard ${push.shard} of tenant ${push.tenant} is shut down (POST /shutdown) and refuses writes until DELETE /shutdown`);
     }
+    life.checkPlacement(push.tenant, push.shard, push.ringSince);
     life.adopt(push.tenant, push.shard);
     const limits = push.limits;
     if (this.head.bytesEstimate > limits.maxHeadBytesPerShard) {
@@ -229,6 +230,11 @@ export class LogIngester extends DurableObject<Env> {
   }
 
   /** Flushes every chunk, open ones included (POST /flush). Resolves when the block is in R2. */
+  /** The tenant DO retires this LEAVING shard when it holds nothing (src/ingester/lifecycle.ts retire). */
+  async retire(ringSince: number): Promise<boolean> {
+    return this.life.retire(ringSince);
+  }
+
   async flushAll(): Promise<LogFlushResult | null> {
     return this.life.flush(true);
   }

@@ -3,7 +3,8 @@
 // - the HA tracker's elections, one per cluster (src/distributor/ha.ts), and its
 //   counters (deduped samples per cluster, non-HA samples, elected replica changes);
 // - the ring history: the tenant's shard counts over time (src/distributor/ring.ts
-//   RingHistory, src/distributor/tenant_ring.ts);
+//   RingHistory, src/distributor/tenant_ring.ts), and the LEAVING shards it retired
+//   (LEFT) once everything they held was in R2, tried at each alarm;
 // - retention: an hourly alarm deleting the tenant's blocks older than
 //   retentionPeriodMs from R2 (src/storage/retention.ts), with its counters;
 // - live tail leases: the tenant's open tails over every Worker isolate, capped at
@@ -15,8 +16,9 @@
 
 import { DurableObject } from "cloudflare:workers";
 import { elect, HA_CLEANUP_AFTER_MS, type HaCheckAnswer, type HaCheckRequest, type HaClusterStats, type HaElection, type HaStats } from "../src/distributor/ha";
-import { compactRingEntries, MAX_RING_ENTRIES, MAX_SHARDS, RingHistory, type RingEntry } from "../src/distributor/ring";
-import type { TenantReport } from "../src/distributor/tenant_ring";
+import { compactRingEntries, MAX_RING_ENTRIES, MAX_SHARDS, RingHistory, type RingEntry, type RingState } from "../src/distributor/ring";
+import { RETIRE_AFTER_MS, type TenantReport } from "../src/distributor/tenant_ring";
+import { logShardStub, shardStub } from "../src/distributor/shards";
 import { limitsFor } from "../src/config/limits";
 import { refreshRuntimeConfig } from "../src/config/runtime";
 import { retentionStart, sweepBackoffMs, sweepRetention, SWEEP_CONTINUE_MS, SWEEP_PERIOD_MS, type BlockKind } from "../src/storage/retention";
@@ -61,6 +63,8 @@ interface SweepState {
 export class TenantControl extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private entries: RingEntry[] = [];
+  /** LEFT shards (retired LEAVING shards), ascending. */
+  private retired: number[] = [];
   private readonly elections = new Map<string, HaElection>();
   private readonly counters = new Map<string, Counters>();
   private nonHaSamples = 0;
@@ -93,10 +97,12 @@ export class TenantControl extends DurableObject<Env> {
     // Counters outlive elections (forgotten after HA_CLEANUP_AFTER_MS), as Prometheus counters should.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS ha_counter (cluster TEXT PRIMARY KEY, deduped INTEGER NOT NULL, changes INTEGER NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS retired_shard (shard INTEGER PRIMARY KEY, at REAL NOT NULL)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS tail_lease (id TEXT PRIMARY KEY, expires_at REAL NOT NULL)`);
     // One row per (user, route, outcome): bounded by the query routes and status classes.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS query_stats (user TEXT NOT NULL, route TEXT NOT NULL, status TEXT NOT NULL, counts TEXT NOT NULL, sum REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (user, route, status))`);
     for (const r of this.sql.exec<{ shards: number; since: number }>(`SELECT shards, since FROM ring ORDER BY seq`)) this.entries.push({ shards: r.shards, since: r.since });
+    for (const r of this.sql.exec<{ shard: number }>(`SELECT shard FROM retired_shard ORDER BY shard`)) this.retired.push(r.shard);
     for (const r of this.sql.exec<{ cluster: string; replica: string; received_at: number; elected_at: number }>(`SELECT * FROM ha_election`)) {
       this.elections.set(r.cluster, { replica: r.replica, receivedAt: r.received_at, electedAt: r.elected_at });
     }
@@ -136,21 +142,59 @@ export class TenantControl extends DurableObject<Env> {
    * The ring history (oldest first). The first caller seeds it with its `shards`
    * limit, as of time 0: data written before the DO existed used that count.
    */
-  async ring(tenant: string, seedShards: number, report: TenantReport | null): Promise<RingEntry[]> {
+  async ring(tenant: string, seedShards: number, report: TenantReport | null): Promise<RingState> {
     this.use(tenant);
     this.applyReport(report);
     this.seed(seedShards);
-    return this.entries;
+    return { entries: this.entries, retired: this.retired };
   }
 
-  /** Changes the tenant's shard count from now on; the history is returned. */
-  async setShards(tenant: string, seedShards: number, shards: number): Promise<RingEntry[]> {
+  /** Changes the tenant's shard count from now on (LEFT shards it lists are ACTIVE again); the history is returned. */
+  async setShards(tenant: string, seedShards: number, shards: number): Promise<RingState> {
     if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) throw new Error(`shards must be an integer from 1 to ${MAX_SHARDS}, got ${shards}`);
     this.use(tenant);
     this.seed(seedShards);
-    const next = new RingHistory(this.entries).withShards(shards, this.clock());
-    if (next.entries !== this.entries) this.replaceEntries(next.entries.slice());
-    return this.entries;
+    const next = new RingHistory(this.entries, this.retired).withShards(shards, this.clock());
+    if (next.entries !== this.entries) {
+      this.replaceEntries(next.entries.slice());
+      this.replaceRetired([...next.retired]);
+    }
+    return { entries: this.entries, retired: this.retired };
+  }
+
+  /**
+   * Retires LEAVING shards that left RETIRE_AFTER_MS ago (no write can still be placed
+   * on them) and whose metrics and log shards both hold nothing: everything they had is
+   * in R2. Each shard agrees in one synchronous step (src/ingester/lifecycle.ts retire),
+   * after which it refuses writes placed by this or an older ring; a shard that still
+   * holds data is asked again at the next alarm. Returns the shards still LEAVING.
+   */
+  private async retireLeaving(tenant: string, now: number): Promise<number> {
+    let history = new RingHistory(this.entries, this.retired);
+    const candidates = history.retirable(now, RETIRE_AFTER_MS);
+    try {
+      for (const shard of candidates) {
+        const [metrics, logs] = await Promise.all([shardStub(this.env, tenant, shard).retire(history.since), logShardStub(this.env, tenant, shard).retire(history.since)]);
+        if (!metrics || !logs) continue;
+        // The ring may have changed while the shards answered: retire only a shard still LEAVING.
+        history = new RingHistory(this.entries, this.retired);
+        if (history.state(shard) !== "LEAVING") continue;
+        this.retired = [...history.withRetired(shard).retired].sort((a, b) => a - b);
+        this.sql.exec(`INSERT OR REPLACE INTO retired_shard (shard, at) VALUES (?, ?)`, shard, now);
+      }
+    } catch (e) {
+      // A shard that cannot be reached stays LEAVING (still read, still flushed): tried again at the next alarm.
+      console.error(`retiring LEAVING shards of tenant ${tenant}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    history = new RingHistory(this.entries, this.retired);
+    return history.allShards().filter((s) => history.state(s) === "LEAVING").length;
+  }
+
+  private replaceRetired(retired: number[]): void {
+    this.sql.exec(`DELETE FROM retired_shard`);
+    const at = this.clock();
+    for (const s of retired) this.sql.exec(`INSERT INTO retired_shard (shard, at) VALUES (?, ?)`, s, at);
+    this.retired = retired.sort((a, b) => a - b);
   }
 
   private seed(shards: number): void {
@@ -271,6 +315,9 @@ export class TenantControl extends DurableObject<Env> {
     await refreshRuntimeConfig(this.env);
     const period = limitsFor(this.env, tenant).retentionPeriodMs;
     const now = this.clock();
+    // LEAVING shards that emptied become LEFT; while some stay LEAVING the alarm keeps coming.
+    const leaving = await this.retireLeaving(tenant, now);
+    if (leaving > 0) this.schedule(now + SWEEP_PERIOD_MS);
     const st = this.sweepState;
     // Each R2 call is counted in the saved state before it is made (src/observability/r2.ts).
     const r2 = (st.r2 ??= {});

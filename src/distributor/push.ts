@@ -42,12 +42,13 @@ export async function handleRemoteWrite(request: Request, env: Env, tenant: stri
   // Cortex's order: the HA tracker first (a non-elected replica's request is answered
   // 202 and costs nothing more), then placement on the tenant's newest ring (cached
   // per isolate; src/distributor/tenant_ring.ts). Both are usually cache hits.
-  const [deduped, ring] = await Promise.all([dedupeHaPair(env, tenant, limits, write), writeRing(env, tenant)]);
+  const [deduped, { ring, since: ringSince }] = await Promise.all([dedupeHaPair(env, tenant, limits, write), writeRing(env, tenant)]);
   if (deduped !== null) {
     const h: Record<string, string> = version === RemoteWriteVersion.V2 ? { "X-Prometheus-Remote-Write-Samples-Written": "0" } : {};
     return new Response(deduped + "\n", { status: 202, headers: h });
   }
   const batches = distribute(write, tenant, limits, ring, Date.now(), outcome);
+  for (const b of batches) if (b !== null) b.ringSince = ringSince;
   // Validation's discards, and the native histogram samples and exemplars refused below, are counted
   // (src/observability/distributor.ts): they ride with a batch to a shard's persisted counters.
   const discards = withUnsupported(outcome.reasons, write.histogramCount, write.exemplarCount);

@@ -63,14 +63,24 @@ export function ringFor(shards: number): Ring {
 // (it owns no tokens but still holds data, which it flushes to R2 as usual, and still
 // answers reads). Shard indexes are always 0..N-1, so one shard count describes a
 // ring, and the history of counts, each with the time it took effect, tells which
-// shards may hold what.
+// shards may hold what. A LEAVING shard whose data is all in R2 (its head and WAL empty)
+// is retired by the tenant DO: LEFT, as in the Cortex ring, it is no longer asked by
+// reads, flushes, status or scrapes, and refuses writes placed by a ring older than its
+// retirement (durable-objects/tenant.ts, src/ingester/retire.ts). Growing the ring over
+// a LEFT shard makes it ACTIVE again.
 
-export type ShardState = "ACTIVE" | "LEAVING";
+export type ShardState = "ACTIVE" | "LEAVING" | "LEFT";
 
 /** One ring of a tenant's history: `shards` shards, in effect from `since` (ms, the tenant DO's clock). */
 export interface RingEntry {
   shards: number;
   since: number;
+}
+
+/** A tenant's ring as its control DO keeps it: the history and the LEFT shards. */
+export interface RingState {
+  entries: RingEntry[];
+  retired: number[];
 }
 
 /** At most this many entries are kept; older ones are merged (merging only ever widens reads). */
@@ -88,10 +98,12 @@ export const MAX_RING_ENTRIES = 64;
  */
 export class RingHistory {
   readonly entries: readonly RingEntry[];
+  /** LEFT shards: LEAVING shards retired once everything they held was in R2. */
+  readonly retired: ReadonlySet<number>;
   /** Per shard: when it last left the ring; Infinity while ACTIVE. */
   private readonly leftAtByShard: Float64Array;
 
-  constructor(entries: readonly RingEntry[]) {
+  constructor(entries: readonly RingEntry[], retired: Iterable<number> = []) {
     if (entries.length === 0) throw new Error("a ring history has at least one entry");
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
@@ -108,6 +120,14 @@ export class RingHistory {
       for (let s = 0; s < entries[i].shards; s++) leftAt[s] = until;
     }
     this.leftAtByShard = leftAt;
+    const shards = entries[entries.length - 1].shards;
+    // Only LEAVING shards can be LEFT: a shard the newest ring lists is ACTIVE whatever was retired.
+    this.retired = new Set([...retired].filter((s) => Number.isInteger(s) && s >= shards && s < max));
+  }
+
+  /** When the newest ring took effect: a push carries it, so a LEFT shard can tell a stale ring from one that re-added it. */
+  get since(): number {
+    return this.entries[this.entries.length - 1].since;
   }
 
   /** Shards of the newest ring: where writes go. */
@@ -127,7 +147,8 @@ export class RingHistory {
 
   state(shard: number): ShardState | null {
     if (shard < 0 || shard >= this.maxShards) return null;
-    return shard < this.shards ? "ACTIVE" : "LEAVING";
+    if (shard < this.shards) return "ACTIVE";
+    return this.retired.has(shard) ? "LEFT" : "LEAVING";
   }
 
   /** When the shard last left the ring (Infinity: ACTIVE; -Infinity: never listed). */
@@ -138,22 +159,37 @@ export class RingHistory {
   /** The shards a read of samples at or after `mint` must ask, ascending (see the class comment for `slackMs`). */
   readShards(mint: number, slackMs: number): number[] {
     const out: number[] = [];
-    for (let s = 0; s < this.maxShards; s++) if (this.leftAtByShard[s] + slackMs >= mint) out.push(s);
+    for (let s = 0; s < this.maxShards; s++) if (this.leftAtByShard[s] + slackMs >= mint && !this.retired.has(s)) out.push(s);
     return out;
   }
 
-  /** Every shard that may hold data not yet in R2, whatever its time: for flush, shutdown and status. */
+  /** Every shard that may hold data not yet in R2 (ACTIVE and LEAVING, not LEFT), whatever its time: for flush, shutdown and status. */
   allShards(): number[] {
-    return Array.from({ length: this.maxShards }, (_, s) => s);
+    const out: number[] = [];
+    for (let s = 0; s < this.maxShards; s++) if (!this.retired.has(s)) out.push(s);
+    return out;
   }
 
-  /** The history with the shard count changed at `now` (itself when unchanged). */
+  /** LEAVING shards that left at least `afterMs` before `now`: the ones the tenant DO may try to retire. */
+  retirable(now: number, afterMs: number): number[] {
+    const out: number[] = [];
+    for (let s = this.shards; s < this.maxShards; s++) if (!this.retired.has(s) && this.leftAtByShard[s] + afterMs <= now) out.push(s);
+    return out;
+  }
+
+  /** The history with `shard` LEFT (itself unless it is LEAVING). */
+  withRetired(shard: number): RingHistory {
+    if (this.state(shard) !== "LEAVING") return this;
+    return new RingHistory(this.entries, [...this.retired, shard]);
+  }
+
+  /** The history with the shard count changed at `now` (itself when unchanged); LEFT shards the new ring lists are ACTIVE again. */
   withShards(shards: number, now: number): RingHistory {
     if (shards === this.shards) return this;
     const last = this.entries[this.entries.length - 1];
     // A clock that went backwards must not reorder the history.
     const since = Math.max(now, last.since);
-    return new RingHistory(compactRingEntries([...this.entries, { shards, since }], MAX_RING_ENTRIES));
+    return new RingHistory(compactRingEntries([...this.entries, { shards, since }], MAX_RING_ENTRIES), [...this.retired].filter((s) => s >= shards));
   }
 }
 

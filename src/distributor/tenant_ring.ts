@@ -10,18 +10,26 @@
 // every shard and from R2, one per timestamp (src/querier/select.ts toSamples).
 //
 // What callers use:
-// - pushes: `writeRing(env, tenant)` -> Ring (placement);
+// - pushes: `writeRing(env, tenant)` -> the Ring (placement) and its `since`, which
+//   each shard push carries so that a LEFT shard refuses a stale ring's writes;
 // - queries of samples at or after `mint`: `readShards(env, tenant, mint, graceMs)`;
-// - flush, shutdown, status, metadata: `allShards(env, tenant)` (LEAVING shards too).
+// - flush, shutdown, status, metadata: `allShards(env, tenant)` (LEAVING shards too,
+//   not LEFT ones: retired by the tenant DO once all they held was in R2).
 
 import { limitsFor } from "../config/limits";
 import { HttpError } from "../http/errors";
-import { MAX_SHARDS, RingHistory, type Ring, type RingEntry, type ShardState } from "./ring";
+import { MAX_SHARDS, RingHistory, type Ring, type RingState, type ShardState } from "./ring";
 
 /** How long an isolate places writes on a cached ring. */
 export const RING_CACHE_TTL_MS = 5_000;
 /** Allowance for clocks of isolates and the tenant DO disagreeing (they are NTP-synchronised to far better). */
 export const CLOCK_SKEW_MARGIN_MS = 60_000;
+/**
+ * A LEAVING shard may be retired this long after it left: far past any cached ring
+ * (RING_CACHE_TTL_MS) and clock skew, so no write is still being placed on it. In
+ * practice its head empties later still (idle period, then the retain period).
+ */
+export const RETIRE_AFTER_MS = 10 * 60_000;
 
 /** The tenant's control Durable Object: one per tenant, named by the tenant. */
 export function tenantStub(env: Env, tenant: string): DurableObjectStub<import("../../durable-objects/tenant").TenantControl> {
@@ -126,14 +134,14 @@ export class TenantRings {
     const seed = limitsFor(env, tenant).shards;
     const report = tenantReports.take(tenant);
     this.fetches++;
-    let entries: RingEntry[];
+    let state: RingState;
     try {
-      entries = await tenantStub(env, tenant).ring(tenant, seed, report);
+      state = await tenantStub(env, tenant).ring(tenant, seed, report);
     } catch (e) {
       tenantReports.restore(tenant, report);
       throw new HttpError(503, `the shard ring of tenant ${tenant} could not be read (retry): ${(e as Error).message}`, { "Retry-After": "1" });
     }
-    const cached = { history: new RingHistory(entries), askedAt };
+    const cached = { history: new RingHistory(state.entries, state.retired), askedAt };
     this.prime(tenant, cached.history, askedAt);
     return cached;
   }
@@ -141,9 +149,16 @@ export class TenantRings {
 
 export const tenantRings = new TenantRings();
 
+/** Where a push goes: the newest ring (cached per isolate) and when it took effect (sent with each shard push). */
+export interface WritePlacement {
+  ring: Ring;
+  since: number;
+}
+
 /** The ring a push places series on (the newest; cached per isolate). */
-export async function writeRing(env: Env, tenant: string): Promise<Ring> {
-  return (await tenantRings.forWrite(env, tenant)).ring();
+export async function writeRing(env: Env, tenant: string): Promise<WritePlacement> {
+  const history = await tenantRings.forWrite(env, tenant);
+  return { ring: history.ring(), since: history.since };
 }
 
 /**
@@ -157,7 +172,7 @@ export async function readShards(env: Env, tenant: string, mint: number, futureG
   return history.readShards(mint, RING_CACHE_TTL_MS + futureGraceMs + CLOCK_SKEW_MARGIN_MS);
 }
 
-/** Every shard that may hold data not yet in R2 (ACTIVE and LEAVING), for flush, shutdown, status and metadata. */
+/** Every shard that may hold data not yet in R2 (ACTIVE and LEAVING, not LEFT), for flush, shutdown, status and metadata. */
 export async function allShards(env: Env, tenant: string): Promise<number[]> {
   return (await tenantRings.fresh(env, tenant)).allShards();
 }
@@ -170,7 +185,7 @@ function ringJson(tenant: string, history: RingHistory): Response {
     const leftAt = history.leftAt(s);
     states.push({ shard: s, state: history.state(s)!, leftAt: Number.isFinite(leftAt) ? leftAt : null });
   }
-  return Response.json({ status: "success", data: { tenant, shards: history.shards, history: history.entries, states } });
+  return Response.json({ status: "success", data: { tenant, shards: history.shards, history: history.entries, retired: [...history.retired], states } });
 }
 
 function tenantParam(url: URL): string {
@@ -199,13 +214,13 @@ export async function handlePutShards(request: Request, env: Env): Promise<Respo
     throw new HttpError(400, `shards must be an integer from 1 to ${MAX_SHARDS}, got ${JSON.stringify(raw)}: /api/v1/shards?tenant=<tenant id>&shards=<count>`);
   }
   const askedAt = tenantRings.clock();
-  let entries: RingEntry[];
+  let state: RingState;
   try {
-    entries = await tenantStub(env, tenant).setShards(tenant, limitsFor(env, tenant).shards, shards);
+    state = await tenantStub(env, tenant).setShards(tenant, limitsFor(env, tenant).shards, shards);
   } catch (e) {
     throw new HttpError(503, `the shard count of tenant ${tenant} could not be changed (retry): ${(e as Error).message}`, { "Retry-After": "1" });
   }
-  const history = new RingHistory(entries);
+  const history = new RingHistory(state.entries, state.retired);
   // This isolate sees its own change at once; others within RING_CACHE_TTL_MS.
   tenantRings.prime(tenant, history, askedAt);
   return ringJson(tenant, history);

@@ -76,6 +76,8 @@ export class ShardLifecycle<R extends BlockFlushResult> {
   shutdown = false;
   /** Whether the shard is listed in R2 (registerShard): once, then kept in kv. */
   registered = false;
+  /** Set when the tenant DO retired this LEAVING shard (LEFT): the `since` of the ring it was retired under. */
+  retiredRingSince: number | null = null;
   private flushChain: Promise<unknown> = Promise.resolve();
 
   /** Opens the shard's SQLite storage and reads its persisted identity and flags; the caller replays the WAL. */
@@ -97,6 +99,8 @@ export class ShardLifecycle<R extends BlockFlushResult> {
       this.shard = Number(wal.getKv("shard"));
     }
     this.shutdown = wal.getKv("shutdown") === 1;
+    const retired = wal.getKv("retired_ring_since");
+    if (typeof retired === "number") this.retiredRingSince = retired;
     const lastFlushAt = wal.getKv("last_flush_at");
     if (typeof lastFlushAt === "number") this.lastFlushAt = lastFlushAt;
     this.registered = wal.getKv("registered") === 1;
@@ -124,6 +128,35 @@ export class ShardLifecycle<R extends BlockFlushResult> {
     this.wal.setKv("shard", shard);
     // Not awaited: registration is for listing tenants; a failure is retried at flush.
     void this.register().catch(() => {});
+  }
+
+  /**
+   * The tenant DO retires a LEAVING shard once everything it held is in R2
+   * (src/distributor/ring.ts, LEFT): true, and from now on it refuses writes placed by a
+   * ring no newer than `ringSince`, when its head and WAL are empty; false otherwise.
+   * Synchronous: no push can land between the check and the flag.
+   */
+  retire(ringSince: number): boolean {
+    if (this.retiredRingSince !== null) return true;
+    if (this.kind.holdsData() || this.wal.records > 0) return false;
+    this.retiredRingSince = ringSince;
+    this.wal.setKv("retired_ring_since", ringSince);
+    return true;
+  }
+
+  /**
+   * A retired shard takes writes only from a ring that re-added it (newer than its
+   * retirement); a push placed by an older ring is refused, retryable: the distributor's
+   * ring copy is stale and its retry uses the fresh one.
+   */
+  checkPlacement(tenant: string, shard: number, ringSince: number | undefined): void {
+    if (this.retiredRingSince === null) return;
+    if (ringSince !== undefined && ringSince > this.retiredRingSince) {
+      this.retiredRingSince = null;
+      this.wal.setKv("retired_ring_since", null);
+      return;
+    }
+    this.refuse(`shard ${shard} of tenant ${tenant} left the ring (retired: all its data is in R2) and takes no writes from a ring placed before; retry with the current ring`);
   }
 
   /** Counts a refused push and throws its message (the distributor answers 503: the sender retries). */

@@ -24,6 +24,8 @@ export interface ShardPush {
   maxChunkAgeMs: number;
   /** This shard's share of maxGlobalSeriesPerUser (src/limits/series.ts); absent or 0: no limit. */
   maxSeriesPerShard?: number;
+  /** `since` of the ring that placed the batch (RingHistory.since): a retired shard refuses older rings. */
+  ringSince?: number;
   /**
    * Samples the distributor refused in this request, by reason, riding on one of
    * its shard batches so the counts live in the shard's persisted counters rather

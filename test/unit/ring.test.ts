@@ -129,6 +129,30 @@ describe("ring history (run-time resharding)", () => {
     expect(down.readShards(200_000 + SLACK + 1, SLACK)).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it("retires LEAVING shards (LEFT): no longer read, flushed or listed; growing the ring over one makes it ACTIVE again", () => {
+    const down = h.withShards(2, 400_000); // 2..5 LEAVING from t=400 (5 since t=200)
+    expect(down.retirable(400_000 + 9_999, 10_000)).toEqual([5]);
+    expect(down.retirable(410_000, 10_000)).toEqual([2, 3, 4, 5]);
+    const left = down.withRetired(3).withRetired(5);
+    expect([0, 1, 2, 3, 4, 5].map((s) => left.state(s))).toEqual(["ACTIVE", "ACTIVE", "LEAVING", "LEFT", "LEAVING", "LEFT"]);
+    expect(left.allShards()).toEqual([0, 1, 2, 4]);
+    expect(left.readShards(-Infinity, SLACK)).toEqual([0, 1, 2, 4]);
+    expect(left.retirable(410_000, 10_000)).toEqual([2, 4]);
+    // Only LEAVING shards can be retired; the entries (and placement) are unchanged.
+    expect(left.withRetired(0)).toBe(left);
+    expect(left.withRetired(3)).toBe(left);
+    expect(left.ring()).toBe(ringFor(2));
+    expect(new RingHistory(left.entries, left.retired).allShards()).toEqual([0, 1, 2, 4]);
+    // Scaled up to 4: 3 is ACTIVE again (written to, read), 5 stays LEFT; the newest ring's since moves on.
+    const up = left.withShards(4, 500_000);
+    expect([0, 1, 2, 3, 4, 5].map((s) => up.state(s))).toEqual(["ACTIVE", "ACTIVE", "ACTIVE", "ACTIVE", "LEAVING", "LEFT"]);
+    expect(up.allShards()).toEqual([0, 1, 2, 3, 4]);
+    expect(up.since).toBe(500_000);
+    expect(left.since).toBe(400_000);
+    // A retired list naming ACTIVE or unknown shards is ignored (only LEAVING shards can be LEFT).
+    expect([...new RingHistory(up.entries, [0, 3, 5, 9]).retired]).toEqual([5]);
+  });
+
   it("finds, for random histories, every shard a series was ever placed on within the read set", () => {
     const rnd = mulberry32(7);
     const ks = keys(300);

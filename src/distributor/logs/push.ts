@@ -132,7 +132,7 @@ export async function handleLokiPush(request: Request, env: Env, tenant: string)
   const outcome: Outcome = { total: push.entryCount, dropped: 0, reasons: new Map(), discardedBytes: new Map(), firstError: null, errors: new Map(), unlisted: 0 };
   // Placement on the tenant's newest ring (cached per isolate; src/distributor/tenant_ring.ts),
   // as metric series are placed: run-time resharding moves streams the same way.
-  const ring = await writeRing(env, tenant);
+  const { ring, since: ringSince } = await writeRing(env, tenant);
   const batches = distribute(push, tenant, limits, ring, Date.now(), outcome);
   // Validation's discards ride with the request's first shard RPC to that shard's
   // persisted counters, or, when nothing reached a shard, go to log shard 0 alone
@@ -148,7 +148,7 @@ export async function handleLokiPush(request: Request, env: Env, tenant: string)
   if (carrier < 0) await recordLogDistributorDiscards(env, tenant, discards, outcome.firstError);
   const calls: Promise<LogShardPushResult>[] = [];
   for (let shard = 0; shard < batches.length; shard++) {
-    if (batches[shard].length > 0) calls.push(sendToShard(env, tenant, shard, batches[shard], shardLimits, shard === carrier ? { discards, error: outcome.firstError } : null));
+    if (batches[shard].length > 0) calls.push(sendToShard(env, tenant, shard, batches[shard], shardLimits, ringSince, shard === carrier ? { discards, error: outcome.firstError } : null));
   }
   // Every call is awaited before answering, so a failure does not cut short the others' writes.
   const settled = await Promise.allSettled(calls);
@@ -374,6 +374,8 @@ async function sendToShard(
   shard: number,
   batches: Uint8Array[],
   limits: LogShardLimits,
+  /** `since` of the ring that placed the batch: a LEFT shard refuses a stale ring's writes. */
+  ringSince: number,
   /** The request's validation discards, on one shard's first RPC only. */
   distributor: { discards: LogDiscardCount[]; error: string | null } | null,
 ): Promise<LogShardPushResult> {
@@ -383,7 +385,7 @@ async function sendToShard(
     const batch = batches[i];
     let r: LogShardPushResult;
     try {
-      const push: LogShardPush = { tenant, shard, batch, limits };
+      const push: LogShardPush = { tenant, shard, batch, limits, ringSince };
       if (i === 0 && distributor !== null && distributor.discards.length > 0) {
         push.distributorDiscards = distributor.discards;
         if (distributor.error !== null) push.distributorError = distributor.error;
