@@ -371,6 +371,58 @@ describe("Loki HTTP API", () => {
       await closed;
     });
 
+    it("a tail open across a reshard (4 -> 6 shards) also relays the streams placed on the new shards", async () => {
+      const tenant = "loki-tail-reshard";
+      const shardTailers = async (shards: number[]) => Promise.all(shards.map(async (s) => (await logShardStub(env, tenant, s).stats()).tailers));
+      const url = `http://ingester/loki/api/v1/tail?query=${encodeURIComponent('{app="tail-rs"}')}&start=${ns(NOW_MS)}`;
+      const res = await SELF.fetch(url, { headers: { Upgrade: "websocket", "X-Scope-OrgID": tenant } });
+      const ws = res.webSocket!;
+      const got: [string, string, string][] = [];
+      ws.addEventListener("message", (e) => {
+        for (const st of (JSON.parse(e.data as string) as { streams: Stream[] }).streams) for (const v of st.values) got.push([st.stream.i, v[0], v[1]]);
+      });
+      const closed = new Promise<void>((resolve) => ws.addEventListener("close", () => resolve()));
+      ws.accept();
+      // The tail is open once each of the 4 shards holds its socket (a bound on turns, not a timing assertion).
+      for (let i = 0; i < 500 && (await shardTailers([0, 1, 2, 3])).some((n) => n !== 1); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await shardTailers([0, 1, 2, 3, 4, 5])).toEqual([1, 1, 1, 1, 0, 0]);
+
+      const put = await SELF.fetch(`http://ingester/api/v1/shards?tenant=${tenant}&shards=6`, { method: "PUT" });
+      expect(put.status, await put.text()).toBe(200);
+
+      // Pushes on the new ring (this isolate saw its own change). The relay looks at the
+      // ring whenever a shard sends entries (and every 5 s): the first push's lines on
+      // shards 0-3 make it open sockets on 4 and 5.
+      const pushBatch = async (k: number) => {
+        const t = NOW_MS + 300_000 + k * 1000;
+        const streams = Array.from({ length: 30 }, (_, i) => ({ stream: { app: "tail-rs", i: String(i) }, values: [[ns(t + i), `push ${k} line ${i}`]] as [string, string][] }));
+        const push = await SELF.fetch("http://ingester/loki/api/v1/push", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-Scope-OrgID": tenant },
+          body: JSON.stringify({ streams }),
+        });
+        expect(push.status, await push.text()).toBe(204);
+        return streams.map((st) => [st.stream.i, st.values[0][0], st.values[0][1]] as [string, string, string]);
+      };
+      await pushBatch(0);
+      for (let i = 0; i < 500 && (await shardTailers([4, 5])).some((n) => n !== 1); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await shardTailers([0, 1, 2, 3, 4, 5])).toEqual([1, 1, 1, 1, 1, 1]);
+      const onNew = await Promise.all([4, 5].map(async (s) => (await logShardStub(env, tenant, s).stats()).entriesAppended));
+      expect(onNew[0]).toBeGreaterThan(0);
+      expect(onNew[1]).toBeGreaterThan(0);
+
+      // Every line of the next push arrives, from old shards and new.
+      const before = got.length;
+      const second = await pushBatch(1);
+      for (let i = 0; i < 500 && got.length < before + 30; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(got.slice(before).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual(second);
+
+      ws.close(1000, "done");
+      await closed;
+      for (let i = 0; i < 500 && (await shardTailers([0, 1, 2, 3, 4, 5])).some((n) => n !== 0); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await shardTailers([0, 1, 2, 3, 4, 5])).toEqual([0, 0, 0, 0, 0, 0]);
+    });
+
     it("delay_for holds live entries and sends them in time order", async () => {
       const t0 = NOW_MS + 100_000;
       const stream = { app: "tail-delay" };

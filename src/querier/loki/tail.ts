@@ -1,7 +1,7 @@
 // Live tail (GET /loki/api/v1/tail, a WebSocket), as Loki's querier/tail.go does it:
 // the Worker accepts the client's socket, opens one socket to every log shard of the
 // tenant (each shard's LogIngester pushes the entries of matching streams as they
-// arrive), sends the history first (the newest `limit` entries since `start`, oldest
+// arrive; shards a reshard adds are joined within SHARD_RECHECK_MS), sends the history first (the newest `limit` entries since `start`, oldest
 // first, as Loki's Querier.Tail), then relays live entries through the query's pipeline (line filters,
 // parsers, formatting) as Loki tail messages:
 //   {"streams":[{"stream":{...},"values":[["<ns>","<line>"],...]}],"dropped_entries":null}
@@ -11,7 +11,7 @@
 
 import { limitsFor } from "../../config/limits";
 import { logShardStub } from "../../distributor/shards";
-import { allShards } from "../../distributor/tenant_ring";
+import { allShards, tenantRings } from "../../distributor/tenant_ring";
 import { HttpError } from "../../http/errors";
 import { tenantOf } from "../../http/tenant";
 import type { FlatLabels } from "../../model/labels";
@@ -58,24 +58,18 @@ export async function handleTail(request: Request, env: Env, ctx: ExecutionConte
   const client = pair[0];
   const server = pair[1];
   server.accept();
-  const relay = new TailRelay(server, pipeline, p.delayForS * 1000, slot);
+  // Every shard the tenant's ring lists (ACTIVE and LEAVING: a stream's pushes go to
+  // the old ring's shard until every isolate's cached ring expires), looked at again
+  // so that shards a reshard adds are tailed too: in the isolate's cached ring (a Map
+  // lookup, refreshed every RING_CACHE_TTL_MS as for pushes) whenever a shard sends
+  // entries, and in the tenant's TenantControl every SHARD_RECHECK_MS.
+  const shardsApi: ShardSource = {
+    list: async (fresh) => (fresh ? allShards(env, tenant) : (await tenantRings.forWrite(env, tenant)).allShards()),
+    open: (shard) => openShardTail(env, tenant, shard, q.matchers),
+  };
+  const relay = new TailRelay(server, pipeline, p.delayForS * 1000, slot, shardsApi);
   ctx.waitUntil(
     relay.run(async () => {
-      // Shards first, buffering, so no entry pushed while the history is read is missed.
-      // Every shard the tenant's ring lists (ACTIVE and LEAVING: a stream's pushes go
-      // to the old ring's shard until every isolate's cached ring expires). A tail
-      // opened before a reshard does not see shards added by it.
-      const ids = await allShards(env, tenant);
-      const opened = await Promise.allSettled(ids.map((shard) => openShardTail(env, tenant, shard, q.matchers)));
-      const shards = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-      const failed = opened.find((r) => r.status === "rejected");
-      if (failed !== undefined) {
-        // A tail missing a shard would silently miss its streams: none at all, and say why.
-        for (const ws of shards) safeClose(ws, CLOSE_NORMAL, "tail ended");
-        throw (failed as PromiseRejectedResult).reason;
-      }
-      return shards;
-    }, async () => {
       const data = await backend.evalQuery(env, tenant, q, {
         start: p.start,
         end: nowNs(),
@@ -121,9 +115,28 @@ async function openShardTail(env: Env, tenant: string, shard: number, matchers: 
   return ws;
 }
 
+/**
+ * How often an open tail asks the tenant's ring for shards it does not tail yet: Loki's
+ * tailer checks its ingester connections every 5 s (checkConnectionsWithIngestersPeriod),
+ * and a writer isolate moves to a new ring within RING_CACHE_TTL_MS (5 s) too.
+ */
+export const SHARD_RECHECK_MS = 5_000;
+
+/** The tenant's log shards (from the tenant's control object when `fresh`, else the isolate's cached ring), and how to open one's tail socket. */
+interface ShardSource {
+  list(fresh: boolean): Promise<number[]>;
+  open(shard: number): Promise<WebSocket>;
+}
+
 /** One client's tail: history, then live entries through the pipeline, optionally delayed and sorted (delay_for). */
 class TailRelay {
-  private shards: WebSocket[] = [];
+  /** Open shard sockets by shard number. */
+  private readonly shards = new Map<number, WebSocket>();
+  private recheck: Promise<void> | null = null;
+  /** Resolves once the first shard sockets are open (or the tail failed or ended before). */
+  private readonly firstShards: Promise<void>;
+  private firstShardsDone: () => void = () => {};
+  private recheckTimer: ReturnType<typeof setInterval> | null = null;
   private closed = false;
   /** Live entries received before the history was sent. */
   private early: TailStream[] | null = [];
@@ -141,8 +154,10 @@ class TailRelay {
     private readonly pipeline: backend.TailPipeline,
     private readonly delayMs: number,
     private readonly slot: TailSlot,
+    private readonly source: ShardSource,
   ) {
     this.ended = new Promise((resolve) => (this.end = resolve));
+    this.firstShards = new Promise((resolve) => (this.firstShardsDone = resolve));
     client.addEventListener("close", () => this.close(CLOSE_NORMAL, "client closed"));
     client.addEventListener("error", () => this.close(CLOSE_NORMAL, "client error"));
     slot.keep(() => this.close(CLOSE_INTERNAL_ERROR, "the tail's slot expired and was taken by another tail"));
@@ -152,25 +167,28 @@ class TailRelay {
    * Runs the tail until it ends, then gives its slot back: the promise stays pending
    * for the tail's life, so the request's waitUntil keeps the release call alive.
    */
-  async run(openShards: () => Promise<WebSocket[]>, history: () => Promise<TailStream[]>): Promise<void> {
-    await this.setUp(openShards, history);
+  async run(history: () => Promise<TailStream[]>): Promise<void> {
+    await this.setUp(history);
     await this.ended;
     await this.slot.release();
   }
 
-  private async setUp(openShards: () => Promise<WebSocket[]>, history: () => Promise<TailStream[]>): Promise<void> {
+  private async setUp(history: () => Promise<TailStream[]>): Promise<void> {
     try {
-      const shards = await openShards();
-      this.shards = shards;
-      if (this.closed) {
-        for (const ws of shards) safeClose(ws, CLOSE_NORMAL, "client closed");
+      // Shards first, buffering, so no entry pushed while the history is read is missed.
+      const ids = await this.source.list(true);
+      const opened = await Promise.allSettled(ids.map((shard) => this.source.open(shard)));
+      const failed = opened.find((r) => r.status === "rejected");
+      if (failed !== undefined || this.closed) {
+        // A tail missing a shard would silently miss its streams: none at all, and say why.
+        for (const r of opened) if (r.status === "fulfilled") safeClose(r.value, CLOSE_NORMAL, "tail ended");
+        if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+        this.firstShardsDone();
         return;
       }
-      for (const ws of shards) {
-        ws.addEventListener("message", (ev) => this.onShardMessage(ev.data));
-        ws.addEventListener("close", () => this.close(CLOSE_INTERNAL_ERROR, "a log shard closed the tail"));
-        ws.addEventListener("error", () => this.close(CLOSE_INTERNAL_ERROR, "a log shard's tail failed"));
-      }
+      ids.forEach((shard, i) => this.adopt(shard, (opened[i] as PromiseFulfilledResult<WebSocket>).value));
+      this.firstShardsDone();
+      this.recheckTimer = setInterval(() => void this.recheckShards(true), SHARD_RECHECK_MS);
       const hist = await history();
       if (this.closed) return;
       for (const s of hist) for (const v of s.values) this.historyKeys.add(entryKey(s.stream, v[0], v[1]));
@@ -180,14 +198,53 @@ class TailRelay {
       for (const s of early) this.relay(s, this.historyKeys);
       this.historyKeys.clear();
     } catch (e) {
+      this.firstShardsDone();
       console.error("tail failed:", e);
       const msg = e instanceof Error ? e.message : String(e);
       this.close(CLOSE_INTERNAL_ERROR, msg.slice(0, 120));
     }
   }
 
+  /** Relays a shard's socket from now on; its end ends the tail. */
+  private adopt(shard: number, ws: WebSocket): void {
+    this.shards.set(shard, ws);
+    ws.addEventListener("message", (ev) => this.onShardMessage(ev.data));
+    ws.addEventListener("close", () => this.close(CLOSE_INTERNAL_ERROR, "a log shard closed the tail"));
+    ws.addEventListener("error", () => this.close(CLOSE_INTERNAL_ERROR, "a log shard's tail failed"));
+  }
+
+  /**
+   * Opens sockets to shards the tenant's ring lists now and this tail does not tail
+   * yet (added by a reshard). One check at a time (a check asked for meanwhile is
+   * dropped); a ring or shard that cannot be reached now is tried again at the next
+   * check rather than ending a working tail. Entries a new shard took before its
+   * socket opened are not sent, as with Loki's tailer and a new ingester.
+   */
+  private recheckShards(fresh: boolean): Promise<void> {
+    this.recheck ??= (async () => {
+      try {
+        await this.firstShards;
+        if (this.closed) return;
+        const ids = await this.source.list(fresh);
+        const added = ids.filter((shard) => !this.shards.has(shard));
+        const opened = await Promise.allSettled(added.map((shard) => this.source.open(shard)));
+        opened.forEach((r, i) => {
+          if (r.status === "rejected") console.error(`tail: log shard ${added[i]} could not be tailed yet:`, r.reason);
+          else if (this.closed) safeClose(r.value, CLOSE_NORMAL, "tail ended");
+          else this.adopt(added[i], r.value);
+        });
+      } catch (e) {
+        console.error("tail: the shard ring could not be read:", e);
+      } finally {
+        this.recheck = null;
+      }
+    })();
+    return this.recheck;
+  }
+
   private onShardMessage(data: unknown): void {
     if (this.closed || typeof data !== "string") return;
+    void this.recheckShards(false);
     let msg: { streams?: TailStream[] };
     try {
       msg = JSON.parse(data) as { streams?: TailStream[] };
@@ -258,7 +315,9 @@ class TailRelay {
     if (this.closed) return;
     this.closed = true;
     if (this.delayTimer !== null) clearTimeout(this.delayTimer);
-    for (const ws of this.shards) safeClose(ws, CLOSE_NORMAL, "tail ended");
+    if (this.recheckTimer !== null) clearInterval(this.recheckTimer);
+    this.firstShardsDone();
+    for (const ws of this.shards.values()) safeClose(ws, CLOSE_NORMAL, "tail ended");
     safeClose(this.client, code, reason);
     void this.slot.release();
     this.end();
