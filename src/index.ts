@@ -21,7 +21,8 @@ import { handleLokiPush } from "./distributor/logs/push";
 import { withTenantParam } from "./distributor/logs/tenant";
 import { handlePushPreflight, withPushCors } from "./http/cors";
 import { handleGetShards, handlePutShards } from "./distributor/tenant_ring";
-import { lokiIndexStats, lokiLabelValues, lokiLabels, lokiQuery, lokiQueryRange, lokiSeries, lokiTail } from "./querier/loki/routes";
+import { lokiBuildInfo, lokiIndexStats, lokiLabelValues, lokiLabels, lokiQuery, lokiQueryRange, lokiSeries, lokiTail } from "./querier/loki/routes";
+import { lokiVolume, lokiVolumeRange } from "./querier/loki/volume";
 
 export { Ingester } from "../durable-objects/ingester";
 export { LogIngester } from "../durable-objects/log_ingester";
@@ -120,12 +121,22 @@ router
   .post("/loki/api/v1/query", guard("read", lokiQuery))
   .get("/loki/api/v1/query_range", guard("read", lokiQueryRange))
   .post("/loki/api/v1/query_range", guard("read", lokiQueryRange))
+  // Loki registers every query route for GET and POST (querier.InitWorkerService).
   .get("/loki/api/v1/labels", guard("read", lokiLabels))
+  .post("/loki/api/v1/labels", guard("read", lokiLabels))
   .get("/loki/api/v1/label", guard("read", lokiLabels))
+  .post("/loki/api/v1/label", guard("read", lokiLabels))
   .get("/loki/api/v1/label/:name/values", guard("read", lokiLabelValues))
+  .post("/loki/api/v1/label/:name/values", guard("read", lokiLabelValues))
   .get("/loki/api/v1/series", guard("read", lokiSeries))
   .post("/loki/api/v1/series", guard("read", lokiSeries))
   .get("/loki/api/v1/index/stats", guard("read", lokiIndexStats))
+  .post("/loki/api/v1/index/stats", guard("read", lokiIndexStats))
+  .get("/loki/api/v1/index/volume", guard("read", lokiVolume))
+  .post("/loki/api/v1/index/volume", guard("read", lokiVolume))
+  .get("/loki/api/v1/index/volume_range", guard("read", lokiVolumeRange))
+  .post("/loki/api/v1/index/volume_range", guard("read", lokiVolumeRange))
+  .get("/loki/api/v1/status/buildinfo", guard("read", lokiBuildInfo))
   .get("/loki/api/v1/tail", guard("read", lokiTail));
 
 // The system's own metrics, per-tenant stats and the status page (src/observability/,

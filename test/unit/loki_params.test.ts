@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { HttpError } from "../../src/http/errors";
 import { formatNs, type NsTime } from "../../src/model/logtime";
 import { Form } from "../../src/querier/api/params";
-import { bounds, instantParams, parseLokiTime, rangeParams, seriesMatchers, tailParams } from "../../src/querier/loki/params";
+import { bounds, instantParams, parseLokiTime, rangeParams, seriesMatchers, tailParams, volumeParams } from "../../src/querier/loki/params";
+import { buckets } from "../../src/querier/loki/volume";
 
 const form = (q: string): Promise<Form> => Form.from(new Request(`http://x/?${q}`));
 const ns = (t: NsTime): string => formatNs(t.ms, t.ns);
@@ -131,5 +132,41 @@ describe("instant and tail parameters", () => {
       '{b="1"}',
     ]);
     expect(seriesMatchers(await form(`match[]=${encodeURIComponent("{ }")}`))).toEqual([]);
+  });
+});
+
+describe("volume parameters (Loki's ParseVolumeInstantQuery / ParseVolumeRangeQuery)", () => {
+  it("limit: default 100, 0 means the default, negative refused; targetLabels and aggregateBy", async () => {
+    expect(volumeParams(await form("query={a=%22b%22}"), NOW, false)).toMatchObject({ limit: 100, targetLabels: [], aggregateBy: "series", stepNs: 0 });
+    expect(volumeParams(await form("query={a=%22b%22}&limit=0"), NOW, false).limit).toBe(100);
+    // ParseRangeQuery's own limit check would refuse 0: Loki replaced it with the default first.
+    expect(volumeParams(await form("query={a=%22b%22}&limit=0"), NOW, true).limit).toBe(100);
+    expect(volumeParams(await form("limit=7&targetLabels=app,env&aggregateBy=labels"), NOW, false)).toMatchObject({ limit: 7, targetLabels: ["app", "env"], aggregateBy: "labels" });
+    const neg = await form("limit=-3");
+    expect(errorOf(() => volumeParams(neg, NOW, false))).toBe("limit must be a positive value");
+    const agg = await form("aggregateBy=pod");
+    expect(errorOf(() => volumeParams(agg, NOW, true))).toBe("invalid aggregation option");
+    const dir = await form("direction=up");
+    expect(errorOf(() => volumeParams(dir, NOW, false))).toBe("invalid direction 'up'");
+  });
+
+  it("range: the default step is Loki's (end - start)/250 in whole seconds", async () => {
+    const p = volumeParams(await form("start=1700000000&end=1700003600"), NOW, true);
+    expect(p.stepNs).toBe(14e9);
+  });
+});
+
+describe("volume buckets (Loki's util.ForInterval, end inclusive)", () => {
+  it.each([
+    // instant: one bucket
+    [1000, 9000, 0, [[1000, 9000]]],
+    // aligned to the step, 1 ms between buckets, the last ending at `through`
+    [0, 10_000, 5000, [[0, 4999], [5000, 10_000]]],
+    // the first keeps its start; the aligned grid goes on from 5000
+    [2500, 12_000, 5000, [[2500, 4999], [5000, 9999], [10_000, 12_000]]],
+    // nothing to split
+    [5000, 5000, 1000, []],
+  ])("from %d through %d step %d", (from, through, step, want) => {
+    expect(buckets(from, through, step).map((b) => [b.start, b.end])).toEqual(want);
   });
 });

@@ -142,6 +142,15 @@ const lokiStreams = lokiSuccess((d) => {
 });
 const lokiList = (values: string[]) => (text: string) => expect(JSON.parse(text)).toEqual({ status: "success", data: values });
 const lokiSeries = (text: string) => expect(JSON.parse(text)).toEqual({ status: "success", data: [{ app: "auth" }] });
+/** /index/volume(_range) of {app="auth"}: the one line's 5 bytes, in one vector entry or (an hour split in two buckets) one series. */
+const lokiVolume = (kind: "vector" | "any") =>
+  lokiSuccess((d) => {
+    const r = d.result as { metric: unknown; value?: [number, string]; values?: [number, string][] }[];
+    expect(r.map((x) => x.metric)).toEqual([{ app: "auth" }]);
+    const values = r[0].value !== undefined ? [r[0].value[1]] : r[0].values!.map((v) => v[1]);
+    if (kind === "vector") expect(values).toEqual(["5"]);
+    else expect(values.filter((v) => v !== "0")).toEqual(["5"]);
+  });
 const ringOf = (tenant: string, shards: number) => (text: string) => {
   const r = JSON.parse(text);
   expect(r.status).toBe("success");
@@ -200,6 +209,23 @@ const ROUTES: Route[] = [
       expect([s.streams, s.entries, s.bytes]).toEqual([1, 1, "hello".length]);
     },
   },
+  { method: "POST", path: "/loki/api/v1/labels", scope: "read", body: form({}), headers: FORM, ok: 200, check: lokiList(["app"]) },
+  { method: "POST", path: "/loki/api/v1/label", scope: "read", body: form({}), headers: FORM, ok: 200, check: lokiList(["app"]) },
+  { method: "POST", path: "/loki/api/v1/label/app/values", scope: "read", body: form({}), headers: FORM, ok: 200, check: lokiList(["auth"]) },
+  {
+    method: "POST",
+    path: "/loki/api/v1/index/stats",
+    scope: "read",
+    body: form({ query: LOG_SELECTOR }),
+    headers: FORM,
+    ok: 200,
+    check: (text) => expect(JSON.parse(text)).toMatchObject({ streams: 1, entries: 1, bytes: "hello".length }),
+  },
+  { method: "GET", path: `/loki/api/v1/index/volume?${qs({ query: LOG_SELECTOR })}`, scope: "read", ok: 200, check: lokiVolume("vector") },
+  { method: "POST", path: "/loki/api/v1/index/volume", scope: "read", body: form({ query: LOG_SELECTOR }), headers: FORM, ok: 200, check: lokiVolume("vector") },
+  { method: "GET", path: `/loki/api/v1/index/volume_range?${qs({ query: LOG_SELECTOR, step: "3600" })}`, scope: "read", ok: 200, check: lokiVolume("any") },
+  { method: "POST", path: "/loki/api/v1/index/volume_range", scope: "read", body: form({ query: LOG_SELECTOR, step: "3600" }), headers: FORM, ok: 200, check: lokiVolume("any") },
+  { method: "GET", path: "/loki/api/v1/status/buildinfo", scope: "read", ok: 200, check: (text) => expect(JSON.parse(text).version).toBe("3.0.0") },
   {
     // A real live tail: the upgrade is the success (Loki's tail is a websocket).
     method: "GET",

@@ -278,8 +278,133 @@ describe("Loki HTTP API", () => {
       expect(await json(await get("/loki/api/v1/index/stats", params, tenant))).toEqual({ streams: 1, chunks: 1, entries: 3, bytes: want });
     });
 
+    it("labels, label values and index stats answer POST forms too, as Loki registers them", async () => {
+      const post = (path: string, form: Record<string, string>) =>
+        SELF.fetch(`http://ingester${path}`, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Scope-OrgID": TENANT }, body: new URLSearchParams(form).toString() });
+      const range = { start: START, end: END };
+      expect(await json(await post("/loki/api/v1/labels", range))).toEqual({ status: "success", data: ["app", "env", "level"] });
+      expect(await json(await post("/loki/api/v1/label", range))).toEqual({ status: "success", data: ["app", "env", "level"] });
+      expect(await json(await post("/loki/api/v1/label/level/values", { ...range, query: '{app="api"}' }))).toEqual({ status: "success", data: ["error", "info"] });
+      expect(await json(await post("/loki/api/v1/index/stats", { ...range, query: '{app="web"}' }))).toEqual({
+        streams: 1,
+        chunks: 1,
+        entries: 4,
+        bytes: PUSHED[2].values.reduce((b, v) => b + utf8(v[1]), 0),
+      });
+    });
+
+    it("build info: Loki's versionHandler shape", async () => {
+      const res = await get("/loki/api/v1/status/buildinfo");
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        version: "3.0.0",
+        revision: "edge-ingester",
+        branch: "main",
+        buildUser: "edge-ingester",
+        buildDate: "",
+        goVersion: "none (TypeScript on Cloudflare Workers)",
+      });
+    });
+
     it("another tenant sees nothing", async () => {
       expect(await json(await get("/loki/api/v1/labels", { start: START, end: END }, "loki-api-other"))).toEqual({ status: "success", data: [] });
+    });
+  });
+
+  describe("volumes (/index/volume, /index/volume_range)", () => {
+    const VT = "loki-api-volume";
+    // Minute-aligned, so 5 s buckets start at t0. Three streams of one chunk each:
+    // x within the first 5 s, y within the second, z across both.
+    const t0 = NOW_MS + 120_000;
+    const line = (k: string, i: number) => `${k} line ${i} ${"x".repeat(i * 7)}`;
+    const VSTREAMS = [
+      { stream: { app: "v", s: "x", env: "prod" }, values: [0, 1000, 2000].map((o, i) => [ns(t0 + o), line("x", i)]) as [string, string][] },
+      { stream: { app: "v", s: "y", env: "dev" }, values: [6000, 8000].map((o, i) => [ns(t0 + o), line("y", i)]) as [string, string][] },
+      { stream: { app: "v", s: "z", env: "prod" }, values: [1000, 7000].map((o, i) => [ns(t0 + o), line("z", i + 5)]) as [string, string][] },
+    ];
+    const bytesOf = (i: number) => VSTREAMS[i].values.reduce((b, v) => b + utf8(v[1]), 0);
+    type Vec = { status: string; data: { resultType: string; result: { metric: Record<string, string>; value?: [number, string]; values?: [number, string][] }[] } };
+    const vol = async (path: string, params: Record<string, string>) => json<Vec>(await get(`/loki/api/v1/index/${path}`, { start: ns(t0 - 60_000), end: ns(t0 + 60_000), ...params }, VT));
+    /** Expected vector entries, ordered as Loki's toPrometheusData: by volume descending, then name. */
+    const vector = (ts: number, entries: [Record<string, string>, number][]) =>
+      entries
+        .map(([metric, v]) => ({ metric, v, name: `{${Object.keys(metric).sort().map((k) => `${k}="${metric[k]}"`).join(", ")}}` }))
+        .sort((a, b) => b.v - a.v || (a.name < b.name ? -1 : 1))
+        .map(({ metric, v }) => ({ metric, value: [ts, String(v)] }));
+
+    beforeAll(async () => {
+      const res = await SELF.fetch("http://ingester/loki/api/v1/push", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Scope-OrgID": VT },
+        body: JSON.stringify({ streams: VSTREAMS }),
+      });
+      expect(res.status, await res.text()).toBe(204);
+    });
+
+    it("instant: per label set of the selector's labels, then of targetLabels, per label name, limited", async () => {
+      const ts = (t0 + 60_000) / 1000;
+      const [x, y, z] = [0, 1, 2].map(bytesOf);
+      // Aggregated into the selector's label names ({env}).
+      expect((await vol("volume", { query: '{env=~".+"}' })).data).toEqual({ resultType: "vector", result: vector(ts, [[{ env: "prod" }, x + z], [{ env: "dev" }, y]]), stats: expect.any(Object) });
+      // targetLabels: into {s}.
+      expect((await vol("volume", { query: '{app="v"}', targetLabels: "s" })).data.result).toEqual(vector(ts, [[{ s: "x" }, x], [{ s: "y" }, y], [{ s: "z" }, z]]));
+      // {} keeps every label.
+      expect((await vol("volume", { query: "{}" })).data.result).toEqual(vector(ts, VSTREAMS.map((st, i) => [st.stream, bytesOf(i)])));
+      // aggregateBy=labels: a volume per label name, {name: ""}.
+      expect((await vol("volume", { query: '{app="v"}', aggregateBy: "labels" })).data.result).toEqual(vector(ts, [[{ app: "" }, x + y + z], [{ env: "" }, x + y + z], [{ s: "" }, x + y + z]]));
+      // limit: the top entries only (ties by name).
+      expect((await vol("volume", { query: '{app="v"}', targetLabels: "s", limit: "1" })).data.result).toEqual(vector(ts, [[{ s: "x" }, x], [{ s: "y" }, y], [{ s: "z" }, z]]).slice(0, 1));
+      // POST too.
+      const posted = await SELF.fetch("http://ingester/loki/api/v1/index/volume", {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", "X-Scope-OrgID": VT },
+        body: new URLSearchParams({ query: '{env="dev"}', start: ns(t0 - 60_000), end: ns(t0 + 60_000) }).toString(),
+      });
+      expect((await json<Vec>(posted)).data.result).toEqual(vector(ts, [[{ env: "dev" }, y]]));
+    });
+
+    it("range: 5 s buckets stamped with their ends; a chunk counts by the share of its span each bucket covers (GetFactorOfTime)", async () => {
+      const [x, y, z] = [0, 1, 2].map(bytesOf);
+      // Buckets [t0, t0+4.999 s] (sent as whole seconds: [t0, t0+4 s]) and [t0+5 s, t0+10 s].
+      // z spans t0+1 s .. t0+7 s: 3 of its 6 s in the first bucket, 2 in the second.
+      const body = await json<Vec>(await get("/loki/api/v1/index/volume_range", { query: '{app="v"}', targetLabels: "s", start: ns(t0), end: ns(t0 + 10_000), step: "5" }, VT));
+      const b1 = (t0 + 4999) / 1000;
+      const b2 = (t0 + 10_000) / 1000;
+      const series: { metric: Record<string, string>; values: [number, string][] }[] = [
+        { metric: { s: "x" }, values: [[b1, String(x)]] },
+        { metric: { s: "y" }, values: [[b2, String(y)]] },
+        { metric: { s: "z" }, values: [[b1, String(Math.floor(z * (3 / 6)))], [b2, String(Math.floor(z * (2 / 6)))]] },
+      ];
+      series.sort((a, b) => Number(b.values[0][1]) - Number(a.values[0][1]) || (a.metric.s < b.metric.s ? -1 : 1));
+      expect(body.data.resultType).toBe("matrix");
+      expect(body.data.result).toEqual(series);
+    });
+
+    it("the same volumes after a flush, from the R2 blocks' chunks", async () => {
+      const queries: [string, Record<string, string>][] = [
+        ["volume", { query: '{app="v"}', targetLabels: "s" }],
+        ["volume", { query: "{}", aggregateBy: "labels" }],
+        ["volume_range", { query: '{app="v"}', targetLabels: "s", start: ns(t0), end: ns(t0 + 10_000), step: "5" }],
+      ];
+      // The answers checked against computed values above, from the heads.
+      const before = await Promise.all(queries.map(([path, params]) => vol(path, params)));
+      const flushed = await SELF.fetch("http://ingester/flush", { method: "POST", headers: { "X-Scope-OrgID": VT } });
+      expect(flushed.status).toBe(204);
+      const blocks = await json<{ data: { blocks: unknown[] } }>(await get("/api/v1/blocks", { kind: "logs" }, VT));
+      expect(blocks.data.blocks.length).toBeGreaterThan(0);
+      const after = await Promise.all(queries.map(([path, params]) => vol(path, params)));
+      expect(after).toEqual(before);
+    });
+
+    it("parameter errors are Loki's 400s", async () => {
+      const range = { start: ns(t0 - 60_000), end: ns(t0 + 60_000) };
+      await expect400(get("/loki/api/v1/index/volume", { ...range, query: '{app="v"}', limit: "-1" }, VT), "limit must be a positive value");
+      await expect400(get("/loki/api/v1/index/volume", { ...range, query: '{app="v"}', limit: "ten" }, VT), 'strconv.Atoi: parsing "ten": invalid syntax');
+      await expect400(get("/loki/api/v1/index/volume", { ...range, query: '{app="v"}', aggregateBy: "pods" }, VT), "invalid aggregation option");
+      await expect400(get("/loki/api/v1/index/volume", { ...range, query: '{app="v"} |= "x"' }, VT), "only label matchers are supported");
+      await expect400(get("/loki/api/v1/index/volume", { ...range, query: '{app="v"' }, VT), /^parse error/);
+      await expect400(get("/loki/api/v1/index/volume_range", { start: range.end, end: range.start, query: '{app="v"}' }, VT), "end timestamp must not be before or equal to start time");
+      await expect400(get("/loki/api/v1/index/volume_range", { ...range, query: '{app="v"}', step: "0" }, VT), "zero or negative query resolution step widths are not accepted. Try a positive integer");
     });
   });
 

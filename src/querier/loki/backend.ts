@@ -18,7 +18,7 @@ import { parseLogQL } from "../logql/parse";
 import { LabelsBuilder, labelsString } from "../logql/pipeline/labels";
 import { compilePipeline } from "../logql/pipeline/pipeline";
 import { LogQLEvalError, type LokiQueryData } from "../logql/result";
-import { logIndexStats, logLabelNames, logLabelValues, logSeries, selectLogs, type LogIndexQuery, type LogIndexStats } from "../logs/select";
+import { logChunkFacts, logIndexStats, logLabelNames, logLabelValues, logSeries, selectLogs, type LogIndexQuery, type LogIndexStats, type StreamFacts } from "../logs/select";
 
 export type ParsedQuery =
   /** A stream selector with a pipeline: a streams result. */
@@ -148,6 +148,23 @@ export async function series(env: Env, tenant: string, groups: LabelMatcher[][],
 export async function indexStats(env: Env, tenant: string, matchers: LabelMatcher[], start: NsTime, end: NsTime): Promise<LogIndexStats> {
   const q = indexQuery(env, tenant, [matchers], start, end);
   return q === null ? { streams: 0, chunks: 0, entries: 0, bytes: 0 } : logIndexStats(env, tenant, q);
+}
+
+/** The matching streams' chunks (heads and R2) overlapping [start, end), for volumes; none past the retention. */
+export async function chunkFacts(env: Env, tenant: string, matcherSets: LabelMatcher[][], start: NsTime, end: NsTime): Promise<StreamFacts[]> {
+  const q = indexQuery(env, tenant, matcherSets, start, end);
+  return q === null ? [] : logChunkFacts(env, tenant, q);
+}
+
+/**
+ * The volume API's selector, as Loki's querier reads it (syntax.ParseMatchers with
+ * validation): label matchers only, except that "{}" means every stream (null).
+ */
+export function parseVolumeSelector(query: string): LabelMatcher[] | null {
+  if (query === "{}") return null;
+  const q = parseQuery(query);
+  if (q.kind !== "log" || q.expr.stages.length > 0) throw new HttpError(400, "only label matchers are supported");
+  return q.matchers;
 }
 
 /** Parses a stream selector alone ({a="b"}), as the series API and label ?query= need. */

@@ -197,13 +197,13 @@ export interface RangeParams {
   direction: Direction;
 }
 
-/** Loki's ParseRangeQuery, check for check in Loki's order. */
-export function rangeParams(form: Form, now: NsTime): RangeParams {
+/** Loki's ParseRangeQuery, check for check in Loki's order (`limitOf` reads the limit; the volume API has its own rule). */
+export function rangeParams(form: Form, now: NsTime, limitOf: (form: Form) => number = limitParam): RangeParams {
   const query = form.value("query");
   const { start, end } = bounds(form, now);
   const span = toBigNs(end) - toBigNs(start);
   if (span < 0n) throw badRequest("end timestamp must not be before or equal to start time");
-  const limit = limitParam(form);
+  const limit = limitOf(form);
   const direction = directionParam(form);
   const stepValue = form.value("step");
   // Loki's defaultQueryRangeStep: (end - start)/250 in whole seconds, at least 1 s.
@@ -270,6 +270,68 @@ export function seriesMatchers(form: Form): string[] {
   const all = [...new Set([...form.values("match"), ...form.values("match[]")])].sort();
   if (all.length === 1 && all[0].replace(/ /g, "") === "{}") return [];
   return all;
+}
+
+/** Loki's seriesvolume.DefaultLimit. */
+export const DEFAULT_VOLUME_LIMIT = 100;
+
+export interface VolumeParams {
+  query: string;
+  start: NsTime;
+  end: NsTime;
+  /** Step in ns; 0 for /index/volume (one bucket). */
+  stepNs: number;
+  limit: number;
+  /** targetLabels=a,b: the labels volumes are aggregated into; empty for none. */
+  targetLabels: string[];
+  /** Loki's aggregateBy: a volume per label set ("series", the default) or per label name ("labels"). */
+  aggregateBy: "series" | "labels";
+}
+
+/** Loki's volumeLimit: default 100, and 0 means the default too; a negative limit is refused. */
+function volumeLimit(form: Form): number {
+  const s = form.value("limit");
+  if (s === "") return DEFAULT_VOLUME_LIMIT;
+  const n = goAtoi(s);
+  if (typeof n === "string") throw badRequest(n);
+  if (n === 0) return DEFAULT_VOLUME_LIMIT;
+  if (n < 0) throw badRequest("limit must be a positive value");
+  return n;
+}
+
+/** Loki's volumeAggregateBy. */
+function aggregateByParam(form: Form): "series" | "labels" {
+  const s = form.value("aggregateBy");
+  if (s === "" || s === "series") return "series";
+  if (s === "labels") return "labels";
+  throw badRequest("invalid aggregation option");
+}
+
+/** Loki's targetLabels: the comma-separated list, none when empty. */
+function targetLabelsParam(form: Form): string[] {
+  const s = form.value("targetLabels");
+  return s === "" ? [] : s.split(",");
+}
+
+/**
+ * Loki's ParseVolumeInstantQuery (range = false: limit, then ParseInstantQuery's time
+ * and direction checks, aggregateBy, bounds) and ParseVolumeRangeQuery (range = true:
+ * limit, then ParseRangeQuery's checks, step included, then aggregateBy).
+ */
+export function volumeParams(form: Form, now: NsTime, range: boolean): VolumeParams {
+  const limit = volumeLimit(form);
+  const targetLabels = targetLabelsParam(form);
+  if (range) {
+    const p = rangeParams(form, now, () => limit);
+    return { query: p.query, start: p.start, end: p.end, stepNs: p.stepNs, limit, targetLabels, aggregateBy: aggregateByParam(form) };
+  }
+  // ParseInstantQuery's checks (its limit is the one read above).
+  instantTime(form, now);
+  directionParam(form);
+  const aggregateBy = aggregateByParam(form);
+  const { start, end } = bounds(form, now);
+  if (toBigNs(end) < toBigNs(start)) throw badRequest("end timestamp must not be before or equal to start time");
+  return { query: form.value("query"), start, end, stepNs: 0, limit, targetLabels, aggregateBy };
 }
 
 /** Now as an NsTime (Date.now() has ms resolution; inside workerd it stands still during CPU work, which is fine for defaults). */

@@ -1,6 +1,7 @@
 // The Loki HTTP API (/loki/api/v1/*), as Loki 3's querier serves it
 // (pkg/querier/http.go): query, query_range, labels, label values, series, index
-// stats and the live tail. Parameters: ./params.ts; JSON: ./respond.ts; the engine
+// stats, volumes (./volume.ts), build info and the live tail. Every query route takes
+// GET and POST, as Loki registers them (querier.InitWorkerService: Methods("GET", "POST")). Parameters: ./params.ts; JSON: ./respond.ts; the engine
 // and the store behind one seam: ./backend.ts. Errors are Loki's plain-text 400s.
 
 import type { IRequest } from "itty-router";
@@ -10,7 +11,7 @@ import { tenantOf } from "../../http/tenant";
 import type { LabelMatcher } from "../../proto/types";
 import * as backend from "./backend";
 import { bounds, checkEntriesLimit, instantParams, nowNs, rangeParams, readForm, seriesMatchers } from "./params";
-import { indexStatsResponse, seriesResponse, statsJson, stringListResponse, successResponse } from "./respond";
+import { indexStatsResponse, jsonResponse, seriesResponse, statsJson, stringListResponse, successResponse } from "./respond";
 import { handleTail } from "./tail";
 
 type Handler = (request: IRequest, env: Env, ctx: ExecutionContext) => Promise<Response>;
@@ -65,7 +66,7 @@ export const lokiQueryRange: Handler = async (request, env) => {
   return dataResponse(data, started, processed, categorize(request));
 };
 
-/** GET /loki/api/v1/labels (and /label): label names of the streams in range, optionally of a selector (?query=). */
+/** GET/POST /loki/api/v1/labels (and /label): label names of the streams in range, optionally of a selector (?query=). */
 export const lokiLabels: Handler = async (request, env) => {
   const tenant = tenantOf(request, env);
   const form = await readForm(request);
@@ -75,7 +76,7 @@ export const lokiLabels: Handler = async (request, env) => {
   return stringListResponse(sortedUnique(names));
 };
 
-/** GET /loki/api/v1/label/<name>/values. */
+/** GET/POST /loki/api/v1/label/<name>/values. */
 export const lokiLabelValues: Handler = async (request, env) => {
   const tenant = tenantOf(request, env);
   const name = labelNameParam(String(request.params.name ?? ""));
@@ -101,7 +102,7 @@ export const lokiSeries: Handler = async (request, env) => {
   return seriesResponse(found);
 };
 
-/** GET /loki/api/v1/index/stats?query={...}&start&end: {streams, chunks, entries, bytes} of the selected streams. */
+/** GET/POST /loki/api/v1/index/stats?query={...}&start&end: {streams, chunks, entries, bytes} of the selected streams. */
 export const lokiIndexStats: Handler = async (request, env) => {
   const tenant = tenantOf(request, env);
   const form = await readForm(request);
@@ -112,6 +113,29 @@ export const lokiIndexStats: Handler = async (request, env) => {
   const stats = await backend.indexStats(env, tenant, matchers, p.start, p.end);
   return indexStatsResponse(stats);
 };
+
+/**
+ * The Loki HTTP API version this server answers as: Loki 3's query API (structured
+ * metadata, categorize-labels, the volume API). Not later: Grafana's Logs Drilldown
+ * reads newer versions as promising patterns and detected fields, which are not served.
+ */
+export const LOKI_API_VERSION = "3.0.0";
+
+/**
+ * GET /loki/api/v1/status/buildinfo: Loki's versionHandler, Prometheus's
+ * PrometheusVersion fields as a bare object (no {"status","data"} envelope).
+ */
+export const lokiBuildInfo: Handler = async () =>
+  jsonResponse(
+    JSON.stringify({
+      version: LOKI_API_VERSION,
+      revision: "edge-ingester",
+      branch: "main",
+      buildUser: "edge-ingester",
+      buildDate: "",
+      goVersion: "none (TypeScript on Cloudflare Workers)",
+    }),
+  );
 
 /** GET /loki/api/v1/tail (WebSocket): ./tail.ts. */
 export const lokiTail: Handler = async (request, env, ctx) => handleTail(request, env, ctx);
