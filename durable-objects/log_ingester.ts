@@ -77,7 +77,7 @@ export class LogIngester extends DurableObject<Env> {
         for (const c of cp.chunks) {
           if (!c.open) s.restoreClosed(c.data.slice(), c.reason, c.bytes);
           // The open chunk's snapshot becomes the open chunk again (its raw head block re-appended).
-          else s.open = LogChunkBuilder.fromBytes(c.data, { blockSize: head.rules.blockSize });
+          else s.open = LogChunkBuilder.fromBytes(c.data, { blockSize: head.rules.blockSize }, c.bytes);
         }
         if (cp.hasLast) {
           s.hasLast = true;

@@ -124,6 +124,25 @@ describe("log flush to R2", () => {
     expect(await readAll(tenant)).toEqual(expected([...first, ...second]));
   });
 
+  it("an open chunk with cut blocks restored from a checkpoint keeps its exact line + metadata bytes", async () => {
+    const tenant = "lflush-restore-bytes";
+    await setClock(tenant, NOW);
+    const small: Partial<LogShardLimits> = { chunkBlockSize: 512, chunkTargetSize: 1 << 20 };
+    const data = lines(15, '{app="rb"}', 120, T0, 5); // several 512-byte blocks cut, chunk still open
+    const aged: Streams = [['{app="aged"}', [[T0, 0, "start"], [T0 + 2 * HOUR + 1, 0, "past max age"]]]];
+    await push(tenant, [...data, ...aged], small);
+    const want = data[0][1].reduce((n, e) => n + new TextEncoder().encode(e[2]).length, 0);
+    const [startMs, startNs, endMs, endNs] = ALL;
+    const q = { matcherSets: [[eq("app", "rb")]], startMs, startNs, endMs, endNs };
+    expect((await stub(tenant).indexStats(q)).bytes).toBe(want);
+    // A flush of the aged stream writes a checkpoint holding the open chunk's snapshot; the WAL is trimmed.
+    await alarmAt(tenant, NOW);
+    await onShard(tenant, (i) => expect(i.wal.records).toBe(0));
+    await evictDurableObject(stub(tenant));
+    expect((await stub(tenant).indexStats(q)).bytes).toBe(want);
+    expect(await readAll(tenant, [eq("app", "rb")])).toEqual(expected(data));
+  });
+
   it("replays a checkpoint larger than one SQLite row (STREAMS fragments)", async () => {
     const tenant = "lflush-big-checkpoint";
     await setClock(tenant, NOW);

@@ -121,7 +121,12 @@ export class LogChunkBuilder {
    * checkpoint): compressed blocks are kept verbatim, a raw (snapshot) head
    * block becomes the head again. Throws CorruptDataError on bad bytes.
    */
-  static fromBytes(bytes: Uint8Array, opts: LogChunkOptions): LogChunkBuilder {
+  /**
+   * The builder again from its snapshot (a checkpoint's open chunk). A cut block's header
+   * keeps its raw length with the entries' framing, not the line + metadata bytes the
+   * builder counts: pass the snapshot's `uncompressedBytes` to restore that count exactly.
+   */
+  static fromBytes(bytes: Uint8Array, opts: LogChunkOptions, uncompressedBytes?: number): LogChunkBuilder {
     const h = readHeader(bytes);
     const b = new LogChunkBuilder({ blockSize: opts.blockSize, encoding: opts.encoding ?? h.encoding });
     if (b.encoding !== h.encoding) throw new Error(`LogChunkBuilder.fromBytes: chunk is ${h.encoding}, asked for ${b.encoding}`);
@@ -143,6 +148,7 @@ export class LogChunkBuilder {
       b.widen(bh.minMs, bh.minNs);
       b.widen(bh.maxMs, bh.maxNs);
     }
+    if (uncompressedBytes !== undefined && uncompressedBytes >= b.hBytes) b.closedUncompressed = uncompressedBytes - b.hBytes;
     return b;
   }
 
