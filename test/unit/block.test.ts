@@ -3,6 +3,7 @@ import { compileMatcher, type CompiledMatcher } from "../../src/model/matchers";
 import { compareLabels, getLabel, seriesKey, type FlatLabels } from "../../src/model/labels";
 import { MatchType } from "../../src/proto/types";
 import {
+  BLOCK_VERSION,
   BlockCorruptError,
   ChunkEncoding,
   HEADER_SIZE,
@@ -52,7 +53,10 @@ function randomData(rnd: () => number, seed: number): InputSeries[] {
       const maxt = mint + Math.floor(rnd() * 3_000);
       const data = new Uint8Array(Math.floor(rnd() * 40));
       for (let i = 0; i < data.length; i++) data[i] = Math.floor(rnd() * 256);
-      chunks.push({ mint, maxt, numSamples: Math.floor(rnd() * 200), encoding: rnd() < 0.8 ? ChunkEncoding.XOR : 2, data });
+      const log = rnd() >= 0.8;
+      // Log chunk refs carry their uncompressed size (format version 2), up to and past 2^32.
+      const size = log ? Math.floor(rnd() * (rnd() < 0.1 ? 2 ** 40 : 1 << 20)) : undefined;
+      chunks.push({ mint, maxt, numSamples: Math.floor(rnd() * 200), encoding: log ? ChunkEncoding.LOG : ChunkEncoding.XOR, data, uncompressedBytes: size });
     }
     out.push({ labels: sorted, chunks });
   }
@@ -84,7 +88,7 @@ function expected(series: readonly InputSeries[], matchers: readonly CompiledMat
         .filter((c) => c.maxt >= mint && c.mint <= maxt)
         .slice()
         .sort((a, b) => a.mint - b.mint || a.maxt - b.maxt)
-        .map((c) => ({ mint: c.mint, maxt: c.maxt, numSamples: c.numSamples, encoding: c.encoding, length: c.data.length, data: Array.from(c.data) })),
+        .map((c) => ({ mint: c.mint, maxt: c.maxt, numSamples: c.numSamples, encoding: c.encoding, uncompressedBytes: c.uncompressedBytes ?? -1, length: c.data.length, data: Array.from(c.data) })),
     }))
     .filter((s) => s.chunks.length > 0)
     .sort((a, b) => compareLabels(a.labels, b.labels));
@@ -97,7 +101,7 @@ async function actual(src: RangeSource, index: BlockIndex, matchers: readonly Co
   let k = 0;
   return sel.map((s) => ({
     labels: s.labels,
-    chunks: s.chunks.map((c) => ({ mint: c.mint, maxt: c.maxt, numSamples: c.numSamples, encoding: c.encoding, length: c.length, data: Array.from(data[k++]) })),
+    chunks: s.chunks.map((c) => ({ mint: c.mint, maxt: c.maxt, numSamples: c.numSamples, encoding: c.encoding, uncompressedBytes: c.uncompressedBytes, length: c.length, data: Array.from(data[k++]) })),
   }));
 }
 
@@ -257,7 +261,9 @@ describe("block format", () => {
     expect(copy.meta).toEqual(index.meta);
     expect(() => BlockIndex.fromBytes(index.bytes.subarray(1), cachedToc)).toThrow(BlockCorruptError);
     expect(() => BlockIndex.fromBytes(index.bytes, { ...cachedToc, series: cachedToc.series + 1 })).toThrow(BlockCorruptError);
-    expect(() => BlockIndex.fromBytes(index.bytes, { ...cachedToc, version: 2 })).toThrow(BlockCorruptError);
+    expect(() => BlockIndex.fromBytes(index.bytes, { ...cachedToc, version: 3 })).toThrow(BlockCorruptError);
+    // A cached TOC naming another readable version than the block's own meta is refused too.
+    expect(() => BlockIndex.fromBytes(index.bytes, { ...cachedToc, version: 1 })).toThrow(/block meta/);
   });
 
   it("writes and reads an empty block", async () => {
@@ -288,6 +294,8 @@ describe("block format", () => {
     expect(() => new BlockWriter().addSeries(["a", "\ud800"], [c])).toThrow(/Unicode/);
     expect(() => new BlockWriter().addSeries(["a", "1"], [{ ...c, maxt: -1 }])).toThrow(/time range/);
     expect(() => new BlockWriter().addSeries(["a", "1"], [{ ...c, encoding: 256 }])).toThrow(/encoding/);
+    expect(() => new BlockWriter().addSeries(["a", "1"], [{ ...c, encoding: ChunkEncoding.LOG }])).toThrow(/a log chunk needs its uncompressed size/);
+    expect(() => new BlockWriter().addSeries(["a", "1"], [{ ...c, encoding: ChunkEncoding.LOG, uncompressedBytes: -3 }])).toThrow(/uncompressed size/);
     const w = new BlockWriter();
     w.addSeries(["a", "1"], [c]);
     w.addSeries(["a", "1"], [c]);
@@ -331,7 +339,7 @@ describe("block corruption", () => {
         { mint: 11, maxt: 20, numSamples: 2, encoding: 1, data: new Uint8Array([6, 7, 8, 9]) },
       ],
     },
-    { labels: ["__name__", "x", "z", "日本"], chunks: [{ mint: 5, maxt: 6, numSamples: 1, encoding: 2, data: new Uint8Array([10]) }] },
+    { labels: ["__name__", "x", "z", "日本"], chunks: [{ mint: 5, maxt: 6, numSamples: 1, encoding: 2, data: new Uint8Array([10]), uncompressedBytes: 300 }] },
   ];
   const { bytes } = build(input);
 
@@ -486,7 +494,52 @@ describe("golden block (format version 1)", () => {
     const now = await openBlock(memorySource(bytes));
     const strip = (ss: BlockSeries[]) => ss.map((s) => ({ labels: s.labels, chunks: s.chunks.map(({ offset: _o, ...c }) => c) }));
     expect(strip(now.select([], ...ALL))).toEqual(strip(golden.select([], ...ALL)));
-    expect({ ...now.meta, stats: { ...now.meta.stats, bytes: 0 } }).toEqual({ ...golden.meta, stats: { ...golden.meta.stats, bytes: 0 } });
+    // Version 2 changed only log chunk refs: the rest of the meta is as it was.
+    expect(now.meta.version).toBe(BLOCK_VERSION);
+    expect({ ...now.meta, version: 1, stats: { ...now.meta.stats, bytes: 0 } }).toEqual({ ...golden.meta, stats: { ...golden.meta.stats, bytes: 0 } });
+  });
+});
+
+// A version-2 block (log chunk refs carry their uncompressed size), kept verbatim.
+const GOLDEN_V2 =
+  "4549424b0200000005010003aabbcc7a14d55b0502434c494509e0c3fc5506085f5f6e616d655f5f0361706903617070" +
+  "036a6f62046e6f6465027570e22c9e5a80a0abfef9620210020005030401e0d40308e0d4030501030f01020101001390" +
+  "bf05050204f0a204138aafbc020001010001010100a255e1ba030001050302010102030104022a7073867b2276657273" +
+  "696f6e223a322c22626c6f636b4964223a2230314a3030303030303030303030303030303030303030303032222c226d" +
+  "696e54696d65223a313730303030303030303030302c226d617854696d65223a313730303030303132303030302c2273" +
+  "74617473223a7b226e756d536572696573223a322c226e756d53616d706c6573223a372c226e756d4368756e6b73223a" +
+  "322c226279746573223a3432347d2c2274656e616e74223a227432222c227368617264223a312c2277616c52616e6765" +
+  "223a7b2266726f6d223a342c22746f223a387d7d94fc314c1e0000000000000040000000000000006c00000000000000" +
+  "79000000000000008a00000000000000680100000000000002000000000000000df99ad04549424b";
+
+describe("golden block (format version 2)", () => {
+  const input = (): [FlatLabels, ChunkInput[]][] => [
+    [["__name__", "up", "job", "node"], [{ mint: 1700000060000, maxt: 1700000120000, numSamples: 3, encoding: 1, data: new Uint8Array([0, 3, 0xaa, 0xbb, 0xcc]) }]],
+    [["app", "api"], [{ mint: 1700000000000, maxt: 1700000090000, numSamples: 4, encoding: 2, data: new Uint8Array([0x43, 0x4c, 0x49, 0x45, 9]), uncompressedBytes: 70000 }]],
+  ];
+
+  it("still decodes: an XOR ref without a size, a log ref with its uncompressed size", async () => {
+    const bytes = new Uint8Array(GOLDEN_V2.match(/../g)!.map((h) => parseInt(h, 16)));
+    const src = memorySource(bytes);
+    const index = await verifyBlock(src);
+    expect(index.meta.version).toBe(2);
+    expect(index.toc.version).toBe(2);
+    const all = index.select([], ...ALL);
+    expect(all.map((s) => [s.labels, s.chunks.map((c) => [c.encoding, c.numSamples, c.uncompressedBytes])])).toEqual([
+      [["__name__", "up", "job", "node"], [[1, 3, -1]]],
+      [["app", "api"], [[2, 4, 70000]]],
+    ]);
+    expect((await readChunks(src, all.flatMap((s) => s.chunks))).map((d) => Array.from(d))).toEqual([
+      [0, 3, 0xaa, 0xbb, 0xcc],
+      [0x43, 0x4c, 0x49, 0x45, 9],
+    ]);
+  });
+
+  it("is what today's writer writes for the same input, byte for byte", () => {
+    const w = new BlockWriter();
+    for (const [labels, chunks] of input()) w.addSeries(labels, chunks);
+    const { bytes } = w.finish({ tenant: "t2", shard: 1, walRange: { from: 4, to: 8 }, blockId: "01J00000000000000000000002" });
+    expect(Array.from(bytes, (x) => x.toString(16).padStart(2, "0")).join("")).toBe(GOLDEN_V2);
   });
 });
 

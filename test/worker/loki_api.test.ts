@@ -275,7 +275,16 @@ describe("Loki HTTP API", () => {
       expect(await json(await get("/loki/api/v1/index/stats", params, tenant))).toEqual({ streams: 1, chunks: 1, entries: 3, bytes: want });
       const flushed = await SELF.fetch("http://ingester/flush", { method: "POST", headers: { "X-Scope-OrgID": tenant } });
       expect(flushed.status).toBe(204);
+      // The label names route opens the block's index (cached in the isolate afterwards)...
+      expect((await get("/loki/api/v1/labels", { start: START, end: END }, tenant)).status).toBe(200);
+      const r2Gets = async () => ((await (await SELF.fetch("http://ingester/api/v1/status/r2")).json()) as { data: { gets: number } }).data.gets;
+      const before = await r2Gets();
       expect(await json(await get("/loki/api/v1/index/stats", params, tenant))).toEqual({ streams: 1, chunks: 1, entries: 3, bytes: want });
+      // ...and stats need nothing more: the size is in the block index (format version 2), no chunk is read.
+      expect((await r2Gets()) - before).toBe(0);
+      const volume = await json<{ data: { result: { value: [number, string] }[] } }>(await get("/loki/api/v1/index/volume", params, tenant));
+      expect(volume.data.result.map((r) => Number(r.value[1]))).toEqual([want]);
+      expect((await r2Gets()) - before).toBe(0);
     });
 
     it("labels, label values and index stats answer POST forms too, as Loki registers them", async () => {

@@ -44,7 +44,7 @@ export async function flushLogHead(target: LogFlushTarget, rules: LogFlushRules,
   let key: string | null = null;
   let entries = 0;
   if (plan.numChunks > 0) {
-    const streams = plan.streams.map((s, i) => ({ labels: s.flat, chunks: plan.chunks[i].map((c) => c.data) }));
+    const streams = plan.streams.map((s, i) => ({ labels: s.flat, chunks: plan.chunks[i].map((c) => c.data), uncompressedBytes: plan.chunks[i].map((c) => c.bytes) }));
     for (const list of plan.chunks) for (const c of list) entries += c.entries;
     const { bytes, meta } = writeLogBlock(streams, { tenant, shard, walRange: walRangeSinceCheckpoint(wal) });
     key = logBlockKey(tenant, meta);

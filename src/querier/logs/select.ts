@@ -151,10 +151,11 @@ export async function logSeries(env: Env, tenant: string, q: LogIndexQuery, gate
 }
 
 /**
- * Uncompressed bytes of log chunks in R2, by block key and chunk offset: blocks are
- * immutable, so a size once read (which costs the chunk's bytes and a decompression:
- * the block index keeps only compressed lengths) stays right for the isolate's life.
- * Bounded in entries; the oldest are forgotten first.
+ * Uncompressed bytes of log chunks in version-1 blocks (whose index keeps only
+ * compressed lengths), by block key and chunk offset: blocks are immutable, so a size
+ * once read (which costs the chunk's bytes and a decompression) stays right for the
+ * isolate's life. Bounded in entries; the oldest are forgotten first. From format
+ * version 2 on the ref carries the size and no chunk is read.
  */
 const uncompressedMemo = new Map<string, number>();
 const UNCOMPRESSED_MEMO_MAX = 50_000;
@@ -164,6 +165,10 @@ async function uncompressedSizes(bucket: R2Bucket, block: ListedBlock, refs: rea
   const out = new Array<number>(refs.length);
   const missing: number[] = [];
   for (let i = 0; i < refs.length; i++) {
+    if (refs[i].uncompressedBytes >= 0) {
+      out[i] = refs[i].uncompressedBytes;
+      continue;
+    }
     const hit = uncompressedMemo.get(`${block.key}#${refs[i].offset}`);
     if (hit === undefined) missing.push(i);
     else out[i] = hit;
@@ -196,7 +201,7 @@ export interface StreamFacts {
 /**
  * Every stream matching any of `q.matcherSets` (all when empty) with its chunks
  * overlapping the range: the heads' unflushed chunks (bounds to the nanosecond) and
- * the R2 blocks' chunks (the index's millisecond bounds, sizes read once per chunk),
+ * the R2 blocks' chunks (the index's millisecond bounds and sizes; a version-1 block's sizes are read once per chunk),
  * one entry per stream, sorted by labels. Volumes (src/querier/loki/volume.ts) are
  * computed from these, as Loki's GetVolume walks its ingesters' and index's chunks.
  */

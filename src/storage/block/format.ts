@@ -10,7 +10,17 @@ import type { FlatLabels } from "../../model/labels";
 
 /** "EIBK" (Edge Ingester BlocK), at the start and again at the very end. */
 export const BLOCK_MAGIC = 0x4b424945; // bytes 45 49 42 4b, read as u32le
-export const BLOCK_VERSION = 1;
+/**
+ * The version this code writes. 2: a log chunk's ref also carries its uncompressed
+ * size, so index stats and volumes need no chunk reads. Readers accept 1 too: blocks
+ * already in R2 stay readable (docs/block-format.md "Compatibility").
+ */
+export const BLOCK_VERSION = 2;
+
+/** Versions the reader decodes. */
+function readable(version: number): boolean {
+  return version === 1 || version === 2;
+}
 
 /** Header: magic:u32le version:u8 reserved:u8[3]. Chunks start right after it. */
 export const HEADER_SIZE = 8;
@@ -46,6 +56,11 @@ export interface ChunkRef {
   length: number;
   encoding: number;
   numSamples: number;
+  /**
+   * A log chunk's uncompressed line + structured metadata bytes (Loki's
+   * UncompressedSize), from version 2 on; -1 when unknown (XOR chunks, version-1 blocks).
+   */
+  uncompressedBytes: number;
 }
 
 export interface BlockSeries {
@@ -156,7 +171,7 @@ export function checkHeader(b: Uint8Array): void {
   if (b.length < HEADER_SIZE) throw new BlockCorruptError(`block header truncated: ${b.length} of ${HEADER_SIZE} bytes`);
   const magic = getU32(b, 0);
   if (magic !== BLOCK_MAGIC) throw new BlockCorruptError(`bad block magic 0x${magic.toString(16)} at offset 0`);
-  if (b[4] !== BLOCK_VERSION) throw new BlockCorruptError(`unsupported block format version ${b[4]} in header at offset 4`);
+  if (!readable(b[4])) throw new BlockCorruptError(`unsupported block format version ${b[4]} in header at offset 4`);
   if (b[5] !== 0 || b[6] !== 0 || b[7] !== 0) throw new BlockCorruptError("non-zero reserved header bytes at offset 5");
 }
 
@@ -191,7 +206,7 @@ export function decodeToc(b: Uint8Array, blockSize: number): Toc {
   const got = crc32c(b.subarray(0, 56));
   if (want !== got) throw new BlockCorruptError(`${where}: checksum ${got.toString(16)} does not match the stored ${want.toString(16)}`);
   const version = getU32(b, 48);
-  if (version !== BLOCK_VERSION) throw new BlockCorruptError(`${where}: unsupported block format version ${version}`);
+  if (!readable(version)) throw new BlockCorruptError(`${where}: unsupported block format version ${version}`);
   if (getU32(b, 52) !== 0) throw new BlockCorruptError(`${where}: unknown flags ${getU32(b, 52)}`);
   const toc: Toc = {
     version,
@@ -209,7 +224,7 @@ export function decodeToc(b: Uint8Array, blockSize: number): Toc {
 /** Section bounds must be ordered, each section big enough for its CRC, and the TOC at the end. */
 export function checkToc(toc: Toc, blockSize: number): void {
   const where = `TOC at offset ${blockSize - TOC_SIZE}`;
-  if (toc.version !== BLOCK_VERSION) throw new BlockCorruptError(`${where}: unsupported block format version ${toc.version}`);
+  if (!readable(toc.version)) throw new BlockCorruptError(`${where}: unsupported block format version ${toc.version}`);
   if (toc.toc !== blockSize - TOC_SIZE) {
     throw new BlockCorruptError(`${where}: records a ${toc.toc + TOC_SIZE}-byte block but the object has ${blockSize} bytes`);
   }

@@ -14,7 +14,7 @@ import type { CompiledMatcher } from "../../model/matchers";
 import { MatchType } from "../../proto/types";
 import { crc32c } from "../crc32c";
 import {
-  BLOCK_VERSION,
+  ChunkEncoding,
   BlockCorruptError,
   HEADER_SIZE,
   SECTION_CRC_SIZE,
@@ -343,12 +343,14 @@ export class BlockIndex {
       const length = r.uvarint();
       const encoding = r.u8();
       const numSamples = r.uvarint();
+      // From version 2 a log chunk's ref carries its uncompressed size.
+      const uncompressedBytes = encoding === ChunkEncoding.LOG && this.toc.version >= 2 ? r.uvarint() : -1;
       prevMaxt = cmaxt;
       prevEnd = offset + chunkRecordSize(length);
       if (offset < HEADER_SIZE || prevEnd > chunksEnd) {
         corrupt(r.what, `series ${i} chunk ${k} range [${offset}, ${prevEnd}) is outside the chunks section [${HEADER_SIZE}, ${chunksEnd})`);
       }
-      if (cmaxt >= mint && cmint <= maxt) chunks.push({ mint: cmint, maxt: cmaxt, offset, length, encoding, numSamples });
+      if (cmaxt >= mint && cmint <= maxt) chunks.push({ mint: cmint, maxt: cmaxt, offset, length, encoding, numSamples, uncompressedBytes });
     }
     if (r.pos !== end) corrupt(r.what, `series ${i} entry is ${r.pos - end + len} bytes, its length says ${len}`);
     return chunks.length === 0 ? null : { labels, chunks };
@@ -368,7 +370,7 @@ function decodeMeta(body: Uint8Array, toc: Toc): BlockMeta {
   if (
     typeof o !== "object" ||
     o === null ||
-    o.version !== BLOCK_VERSION ||
+    o.version !== toc.version ||
     typeof o.blockId !== "string" ||
     !num(o.minTime) ||
     !num(o.maxTime) ||
@@ -557,7 +559,7 @@ export async function verifyBlock(src: RangeSource): Promise<BlockIndex> {
       if (b < 0x80) break;
       mul *= 0x80;
     }
-    const ref: ChunkRef = { mint: 0, maxt: 0, offset, length, encoding: chunks[p] ?? -1, numSamples: 0 };
+    const ref: ChunkRef = { mint: 0, maxt: 0, offset, length, encoding: chunks[p] ?? -1, numSamples: 0, uncompressedBytes: -1 };
     checkChunk(chunks, pos, ref);
     records.set(offset, ref);
     pos += chunkRecordSize(length);

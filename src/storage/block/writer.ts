@@ -10,6 +10,7 @@ import { compareLabels, type FlatLabels } from "../../model/labels";
 import { crc32c } from "../crc32c";
 import {
   BLOCK_VERSION,
+  ChunkEncoding,
   HEADER_SIZE,
   TOC_SIZE,
   chunkRecordSize,
@@ -26,6 +27,8 @@ export interface ChunkInput {
   numSamples: number;
   encoding: number;
   data: Uint8Array;
+  /** Required for log chunks (ChunkEncoding.LOG): their uncompressed line + metadata bytes, kept in the ref. */
+  uncompressedBytes?: number;
 }
 
 interface PendingChunk {
@@ -33,6 +36,7 @@ interface PendingChunk {
   maxt: number;
   numSamples: number;
   encoding: number;
+  uncompressedBytes: number;
   /** Position of the data in the arena. */
   at: number;
   length: number;
@@ -85,7 +89,14 @@ export class BlockWriter {
       if (!Number.isInteger(c.encoding) || c.encoding < 0 || c.encoding > 255) throw new Error(`BlockWriter: bad chunk encoding ${c.encoding}`);
       if (!Number.isSafeInteger(c.numSamples) || c.numSamples < 0) throw new Error(`BlockWriter: bad chunk sample count ${c.numSamples}`);
       if (!(c.data instanceof Uint8Array)) throw new Error("BlockWriter: chunk data is not a Uint8Array");
-      pending.push({ mint: c.mint, maxt: c.maxt, numSamples: c.numSamples, encoding: c.encoding, at: this.arena.pos, length: c.data.length });
+      let uncompressedBytes = -1;
+      if (c.encoding === ChunkEncoding.LOG) {
+        if (c.uncompressedBytes === undefined || !Number.isSafeInteger(c.uncompressedBytes) || c.uncompressedBytes < 0) {
+          throw new Error(`BlockWriter: a log chunk needs its uncompressed size, got ${c.uncompressedBytes}`);
+        }
+        uncompressedBytes = c.uncompressedBytes;
+      }
+      pending.push({ mint: c.mint, maxt: c.maxt, numSamples: c.numSamples, encoding: c.encoding, uncompressedBytes, at: this.arena.pos, length: c.data.length });
       this.arena.bytes(c.data);
       this.numSamples += c.numSamples;
     }
@@ -184,6 +195,7 @@ export class BlockWriter {
         entry.uvarint(c.length);
         entry.u8(c.encoding);
         entry.uvarint(c.numSamples);
+        if (c.encoding === ChunkEncoding.LOG) entry.uvarint(c.uncompressedBytes);
         prevMaxt = c.maxt;
         prevEnd = offset + chunkRecordSize(c.length);
       }

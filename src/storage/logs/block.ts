@@ -16,12 +16,19 @@ import { ChunkEncoding, type BlockMeta, type BlockMetaFields, type ChunkRef } fr
 import { readChunks, type BlockIndex, type RangeSource, type ReadChunksOptions } from "../block/reader";
 import { BlockWriter, type ChunkInput } from "../block/writer";
 import { logChunkMeta } from "./chunk";
+import { logChunkUncompressedBytes } from "./chunk_stats";
 
 export interface LogBlockStreamInput {
   /** Stream labels, sorted by name. */
   labels: FlatLabels;
   /** Chunks as finish() (or snapshot()) bytes. Chunks without entries are left out. */
   chunks: readonly Uint8Array[];
+  /**
+   * Each chunk's uncompressed line + structured metadata bytes, as the head counted
+   * them (kept in the block index from format version 2); counted from the chunk's raw
+   * blocks when absent.
+   */
+  uncompressedBytes?: readonly number[];
 }
 
 /**
@@ -33,10 +40,12 @@ export function writeLogBlock(streams: Iterable<LogBlockStreamInput>, fields: Bl
   const inputs: ChunkInput[] = [];
   for (const s of streams) {
     inputs.length = 0;
-    for (const data of s.chunks) {
+    for (let i = 0; i < s.chunks.length; i++) {
+      const data = s.chunks[i];
       const m = logChunkMeta(data);
       if (m.entries === 0) continue;
-      inputs.push({ mint: m.minMs, maxt: m.maxMs, numSamples: m.entries, encoding: ChunkEncoding.LOG, data });
+      const uncompressedBytes = s.uncompressedBytes?.[i] ?? logChunkUncompressedBytes(data);
+      inputs.push({ mint: m.minMs, maxt: m.maxMs, numSamples: m.entries, encoding: ChunkEncoding.LOG, data, uncompressedBytes });
     }
     w.addSeries(s.labels, inputs);
   }

@@ -2,8 +2,9 @@
 // UNCOMPRESSED size, the line bytes plus the structured metadata's name and value
 // bytes (Loki's MemChunk.UncompressedSize: each block's head-block size, which adds
 // len(line) and metaLabelsLen per entry). The flushed-chunk index Loki keeps stores
-// it too (tsdb ChunkMeta.KB is UncompressedSize()/1024); our block index keeps only
-// the compressed length, so for a chunk from R2 it is read from the chunk's raw blocks.
+// it too (tsdb ChunkMeta.KB is UncompressedSize()/1024), and so does our block index
+// from format version 2 (docs/block-format.md); for a version-1 block's chunk, and when
+// a block is written without the head's counts, it is counted from the raw blocks here.
 // And the share of a chunk a time range covers (Loki's util.GetFactorOfTime).
 
 import { ByteReader, CorruptDataError } from "../../model/bytes";
