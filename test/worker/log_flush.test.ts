@@ -8,6 +8,8 @@ import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SEL
 import { DEFAULT_LIMITS } from "../../src/config/limits";
 import { listLogBlocks } from "../../src/storage/logs/blocks";
 import { logChunkBlocks } from "../../src/storage/logs/chunk";
+import { logChunkUncompressedBytes } from "../../src/storage/logs/chunk_stats";
+import { memorySource, openBlock, readChunks } from "../../src/storage/block/reader";
 import { logIndexStats, logLabelNames, logLabelValues, logSeries, selectLogs } from "../../src/querier/logs/select";
 import { Semaphore } from "../../src/model/concurrency";
 import { mulberry32 } from "../support/prng";
@@ -141,6 +143,38 @@ describe("log flush to R2", () => {
     await evictDurableObject(stub(tenant));
     expect((await stub(tenant).indexStats(q)).bytes).toBe(want);
     expect(await readAll(tenant, [eq("app", "rb")])).toEqual(expected(data));
+  });
+
+  it("writes each chunk's line + metadata bytes into its block ref (format version 2), as the head counted them", async () => {
+    const tenant = "lflush-ref-sizes";
+    await setClock(tenant, NOW);
+    const small: Partial<LogShardLimits> = { chunkBlockSize: 512, chunkTargetSize: 2048 };
+    const rand = mulberry32(16);
+    const entries: Entry[] = Array.from({ length: 300 }, (_, j): Entry =>
+      j % 3 === 0 ? [T0 + j, j, `${j} ünï ${rand().toString(36)}`, ["trace_id", rand().toString(36), "span", "✓"]] : [T0 + j, j, `${j} ${rand().toString(36)} msg="done"`],
+    );
+    expect((await push(tenant, [['{app="sz"}', entries]], small)).accepted).toBe(300);
+    await flushAll(tenant);
+    const utf8 = (x: string) => new TextEncoder().encode(x).length;
+    const want = entries.reduce((n, e) => n + utf8(e[2]) + (e[3] ?? []).reduce((m, x) => m + utf8(x), 0), 0);
+    let total = 0;
+    let chunks = 0;
+    for (const b of await blocks(tenant)) {
+      const bytes = new Uint8Array(await (await env.BLOCKS.get(b.key))!.arrayBuffer());
+      const src = memorySource(bytes);
+      const index = await openBlock(src);
+      expect(index.meta.version).toBe(2);
+      const refs = index.select([], -Infinity, Infinity).flatMap((s) => s.chunks);
+      const data = await readChunks(src, refs);
+      for (let i = 0; i < refs.length; i++) {
+        // Each ref's size is its chunk's own count, recomputed here from the raw blocks.
+        expect(refs[i].uncompressedBytes).toBe(logChunkUncompressedBytes(data[i]));
+        total += refs[i].uncompressedBytes;
+        chunks++;
+      }
+    }
+    expect(chunks).toBeGreaterThan(2);
+    expect(total).toBe(want);
   });
 
   it("replays a checkpoint larger than one SQLite row (STREAMS fragments)", async () => {

@@ -284,6 +284,9 @@ describe("Loki HTTP API", () => {
       expect((await r2Gets()) - before).toBe(0);
       const volume = await json<{ data: { result: { value: [number, string] }[] } }>(await get("/loki/api/v1/index/volume", params, tenant));
       expect(volume.data.result.map((r) => Number(r.value[1]))).toEqual([want]);
+      // volume_range: the three entries fall in one 60 s bucket, which holds all the bytes.
+      const ranged = await json<{ data: { result: { value: [number, string] }[] } }>(await get("/loki/api/v1/index/volume_range", { ...params, step: "60s" }, tenant));
+      expect(ranged.data.result.map((r) => Number(r.value[1]))).toEqual([want]);
       expect((await r2Gets()) - before).toBe(0);
     });
 
