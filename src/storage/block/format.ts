@@ -37,7 +37,10 @@ export const SECTION_CRC_SIZE = 4;
 /** Per-chunk bytes besides the data: encoding:u8 and crc32c:u32le (plus the length varint). */
 export const CHUNK_FIXED_OVERHEAD = 1 + 4;
 
-/** Chunk encodings. Readers treat chunk bytes as opaque, so new numbers need no reader change. */
+/**
+ * Chunk encodings. Readers treat chunk bytes as opaque, so new numbers need no reader
+ * change, unless their refs carry extra fields (LOG refs do from version 2).
+ */
 export enum ChunkEncoding {
   /** Prometheus XOR (Gorilla) float chunk, byte-identical to tsdb/chunkenc. */
   XOR = 1,
