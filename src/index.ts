@@ -11,6 +11,7 @@ import { guard, sameGuard } from "./auth/guard";
 import { ROUTE_TABLE } from "./http/routes";
 import { handleGetRuntimeConfig, handlePutRuntimeConfig, refreshRuntimeConfig } from "./config/runtime";
 import { toResponse } from "./http/respond";
+import { discardBody } from "./http/body";
 import { handleFlush, handleListBlocks, handleResume, handleShutdown } from "./http/admin";
 import { apiHandler } from "./querier/api/respond";
 import { handleFormatQuery, handleQuery, handleQueryExemplars, handleQueryRange } from "./querier/api/query";
@@ -160,6 +161,9 @@ export default {
   fetch: instrumented(async (request: Request, env: Env, ctx: ExecutionContext) => {
     // Once per request, before routing: limitsFor() and the browser keys then read the cached copy (10 s TTL).
     await refreshRuntimeConfig(env);
-    return router.fetch(request, env, ctx);
+    const response = await router.fetch(request, env, ctx);
+    // A body the route left unread (refused before reading it) is drained: see discardBody.
+    await discardBody(request);
+    return response;
   }),
 } satisfies ExportedHandler<Env>;

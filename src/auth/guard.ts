@@ -14,13 +14,8 @@ const routeAuths = new WeakMap<object, RouteAuth>();
 export function guard<R extends IRequest>(route: Scope | RouteAuth, handler: Handler<R>): (request: R, env: Env, ctx: ExecutionContext) => Promise<Response> {
   const r: RouteAuth = typeof route === "string" ? { scope: route } : route;
   const guarded = async (request: R, env: Env, ctx: ExecutionContext): Promise<Response> => {
-    let auth: Authorization;
-    try {
-      auth = await authorize(request, env, r);
-    } catch (e) {
-      await discardBody(request);
-      throw e;
-    }
+    // A refusal's unread body is drained by the Worker's fetch (src/http/body.ts discardBody).
+    const auth: Authorization = await authorize(request, env, r);
     setAuthorization(request, auth);
     return handler(request, env, ctx, auth);
   };
@@ -39,33 +34,4 @@ export function sameGuard<F extends object>(guarded: object, wrapper: F): F {
   if (r === undefined) throw new Error("sameGuard: the wrapped handler was not made by guard()");
   routeAuths.set(wrapper, r);
   return wrapper;
-}
-
-/** Beyond this, a refused body is cancelled rather than read (a client sending that much unauthenticated gets no courtesy). */
-const DRAIN_LIMIT_BYTES = 16 << 20;
-
-/**
- * Reads and drops the body of a refused request. Answering a POST before its body is
- * read breaks the next request on the connection under `wrangler dev` (its proxy
- * answers 503 "Your worker restarted mid-request"): a Prometheus queue with a wrong
- * password made other clients' pushes fail, and winston-loki does not retry those.
- * Cancelling the stream is not enough there; reading it is.
- */
-async function discardBody(request: Request): Promise<void> {
-  if (request.body === null || request.bodyUsed) return;
-  try {
-    const reader = request.body.getReader();
-    let read = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      read += value.byteLength;
-      if (read > DRAIN_LIMIT_BYTES) {
-        await reader.cancel();
-        return;
-      }
-    }
-  } catch {
-    // The client went away: nothing left to drain.
-  }
 }

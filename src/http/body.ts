@@ -59,3 +59,34 @@ export function requireSnappy(request: Request): void {
     throw new HttpError(415, `unsupported Content-Encoding ${JSON.stringify(enc)}: remote write bodies must be snappy-compressed`);
   }
 }
+
+/** Beyond this, an unread body is cancelled rather than read (a client sending that much to be refused gets no courtesy). */
+const DRAIN_LIMIT_BYTES = 16 << 20;
+
+/**
+ * Reads and drops a request body the handler left unread (a refusal before the body:
+ * authentication, CORS origin, content type, encoding). Answering a POST before its
+ * body is read breaks the next request on the connection under `wrangler dev` (its
+ * proxy answers 503 "Your worker restarted mid-request", or the connection stalls): a
+ * Prometheus queue with a wrong password made other clients' pushes fail, and a refused
+ * browser beacon stalled the next request. Cancelling the stream is not enough there;
+ * reading it is. Called once per request by the Worker's fetch (src/index.ts).
+ */
+export async function discardBody(request: Request): Promise<void> {
+  if (request.body === null || request.bodyUsed) return;
+  try {
+    const reader = request.body.getReader();
+    let read = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      read += value.byteLength;
+      if (read > DRAIN_LIMIT_BYTES) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // The client went away: nothing left to drain.
+  }
+}

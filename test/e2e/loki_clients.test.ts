@@ -326,4 +326,29 @@ describe("Loki clients (winston-loki, pino-loki) against wrangler dev", () => {
     await tail.closed;
     stream.end();
   });
+
+  it("a push refused before its body is read does not break the next request (256 KiB bodies: bad Content-Encoding, an origin no tenant lists)", async () => {
+    const big = new Uint8Array(256 << 10).fill(0x61);
+    const want: string[] = [];
+    const refusals: [Record<string, string>, number][] = [
+      [{ "Content-Type": "application/json", "Content-Encoding": "br" }, 400],
+      [{ "Content-Type": "application/json", Origin: "https://nobody-lists-this.example" }, 403],
+    ];
+    for (let i = 0; i < 10; i++) {
+      const [headers, status] = refusals[i % 2];
+      const refused = await fetch(`${url()}/loki/api/v1/push`, { method: "POST", headers: { ...headers, "X-Scope-OrgID": TENANT }, body: big });
+      expect(refused.status).toBe(status);
+      await refused.arrayBuffer();
+      const ts = msToNs(base + 25 * 60_000 + i);
+      const ok = await fetch(`${url()}/loki/api/v1/push`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Scope-OrgID": TENANT },
+        body: JSON.stringify({ streams: [{ stream: { job: "after-refusal" }, values: [[ts, `line ${i}`]] }] }),
+      });
+      expect(ok.status, `push ${i} after a refused one: ${await ok.text()}`).toBe(204);
+      want.push(`${ts} line ${i}`);
+    }
+    const res = await lokiGet<{ data: { result: { values: [string, string][] }[] } }>(url(), "/loki/api/v1/query_range", { query: '{job="after-refusal"}', start: msToNs(base), end: msToNs(base + 30 * 60_000), limit: "100", direction: "forward" }, TENANT);
+    expect(res.data.result.flatMap((r) => r.values.map(([t, l]) => `${t} ${l}`))).toEqual(want);
+  });
 });
