@@ -5,7 +5,7 @@
 
 import { env, SELF } from "cloudflare:test";
 import { logShardStub } from "../../src/distributor/shards";
-import { logIndexStats } from "../../src/querier/logs/select";
+import { logChunkFacts, logIndexStats } from "../../src/querier/logs/select";
 import { listLogBlocks } from "../../src/storage/logs/blocks";
 import { memorySource, openBlock } from "../../src/storage/block/reader";
 import { chunkRecordSize } from "../../src/storage/block/format";
@@ -304,6 +304,8 @@ describe("Loki HTTP API", () => {
       });
       const q = { matcherSets: [[{ type: MatchType.EQ, name: "app", value: "stats" }]], startMs: NOW_MS - 60_000, startNs: 0, endMs: NOW_MS + 60_000, endNs: 0 };
       expect(await logIndexStats({ ...env, BLOCKS: bucket }, tenant, q)).toEqual({ streams: 1, chunks: 1, entries: 3, bytes: want });
+      // Volumes take the chunks' sizes the same way (logChunkFacts), also without a chunk read.
+      expect((await logChunkFacts({ ...env, BLOCKS: bucket }, tenant, q)).map((f) => f.chunks.map((c) => c.bytes))).toEqual([[want]]);
       expect(chunkRecords.length).toBe(1);
       for (const [a, b] of ranges) for (const [c0, c1] of chunkRecords) expect(a < c1 && b > c0, `GET [${a}, ${b}) reads chunk record [${c0}, ${c1})`).toBe(false);
       expect(await json(await get("/loki/api/v1/index/stats", params, tenant))).toEqual({ streams: 1, chunks: 1, entries: 3, bytes: want });
