@@ -126,7 +126,9 @@ async function main() {
   }
   const w = encodeRequests();
   log(`query bench: ${SERIES} series × ${HOURS} h at ${INTERVAL_MS / 1000} s = ${w.samples} samples in ${w.bodies.length} requests`);
-  const [ours, prom] = await Promise.all([startWrangler(), startPrometheus()]);
+  // The default tenant's ingestion rate far above this load (Mimir's default 10,000 samples/s would throttle the load phase).
+  const limits = { anonymous: { ingestionRate: 1e9, ingestionBurstSize: 1e9 } };
+  const [ours, prom] = await Promise.all([startWrangler({ vars: { LIMITS: JSON.stringify(limits) } }), startPrometheus()]);
   await Promise.all([pushAll(`${ours.url}/api/v1/write`, w.bodies), pushAll(`${prom.url}/api/v1/write`, w.bodies)]);
   const flush = await fetch(`${ours.url}/flush`, { method: "POST" });
   if (flush.status !== 204) throw new Error(`POST /flush: ${flush.status} ${await flush.text()}`);
