@@ -131,11 +131,10 @@ export async function admitSamples(env: Env, tenant: string, limits: Limits, sam
 export async function admitBrowserKeyBody(request: Request, env: Env, tenant: string, bodyBytes: number, book: LeaseBook = isolateLeases): Promise<number> {
   const key = authorizationOf(request)?.principal.browserKey;
   if (key === undefined || key.bytesPerSecond <= 0 || bodyBytes <= 0) return 0;
-  const take: BucketTake = { name: `browserKey:${key.id}`, rate: key.bytesPerSecond, burst: key.burstBytes, amount: bodyBytes, lease: leaseSize(key.bytesPerSecond, key.burstBytes) };
+  const take = keyTake(key, bodyBytes);
   const refused = await book.admit(env, tenant, [take], { samples: 0, lines: 0, bytes: bodyBytes });
   if (refused === null) return bodyBytes;
-  const head = `browser key ${key.id} exceeded its rate limit (limit: ${take.rate} bytes/sec, burst ${take.burst} bytes; browserKeys[].bytesPerSecond, burstBytes in the runtime config) with a request body of ${bodyBytes} bytes (${Reason.RateLimited})`;
-  throw tooMany(refused, head, bodyBytes, take.burst, "raise the key's burstBytes or send smaller pushes");
+  throw tooMany(refused, keyRefusal(key, take, `with a request body of ${bodyBytes} bytes`), bodyBytes, take.burst, KEY_FIX);
 }
 
 /**
@@ -155,7 +154,7 @@ export async function admitLogs(request: Request, env: Env, tenant: string, limi
   const key = authorizationOf(request)?.principal.browserKey;
   const keyOwes = bytes - keyPaid;
   if (key !== undefined && key.bytesPerSecond > 0 && keyOwes > 0) {
-    takes.push({ name: `browserKey:${key.id}`, rate: key.bytesPerSecond, burst: key.burstBytes, amount: keyOwes, lease: leaseSize(key.bytesPerSecond, key.burstBytes) });
+    takes.push(keyTake(key, keyOwes));
   }
   if (takes.length === 0) return;
   const refused = await book.admit(env, tenant, takes, { samples: 0, lines, bytes });
@@ -165,8 +164,22 @@ export async function admitLogs(request: Request, env: Env, tenant: string, limi
     b.name === "logBytes"
       ? // Loki's message, with our limits' names.
         `Ingestion rate limit exceeded for user ${tenant} (limit: ${b.rate} bytes/sec, burst ${b.burst} bytes; logIngestionRateBytes, logIngestionBurstBytes) while attempting to ingest '${lines}' lines totaling '${bytes}' bytes, reduce log volume or contact your administrator to see if the limit can be increased (${Reason.RateLimited})`
-      : `browser key ${key!.id} exceeded its rate limit (limit: ${b.rate} bytes/sec, burst ${b.burst} bytes; browserKeys[].bytesPerSecond, burstBytes in the runtime config) while attempting to ingest '${lines}' lines totaling '${bytes}' bytes (${Reason.RateLimited})`;
-  throw tooMany(refused, head, b.amount, b.burst, b.name === "logBytes" ? "raise logIngestionBurstBytes or send smaller pushes" : "raise the key's burstBytes or send smaller pushes");
+      : keyRefusal(key!, b, `while attempting to ingest '${lines}' lines totaling '${bytes}' bytes`);
+  throw tooMany(refused, head, b.amount, b.burst, b.name === "logBytes" ? "raise logIngestionBurstBytes or send smaller pushes" : KEY_FIX);
+}
+
+type BrowserKeyLimit = NonNullable<NonNullable<ReturnType<typeof authorizationOf>>["principal"]["browserKey"]>;
+
+/** A browser key's own bucket (bytes/s), taking `amount`. */
+function keyTake(key: BrowserKeyLimit, amount: number): BucketTake {
+  return { name: `browserKey:${key.id}`, rate: key.bytesPerSecond, burst: key.burstBytes, amount, lease: leaseSize(key.bytesPerSecond, key.burstBytes) };
+}
+
+const KEY_FIX = "raise the key's burstBytes or send smaller pushes";
+
+/** The 429 message when a browser key's bucket refused; `what` says what was being charged. */
+function keyRefusal(key: BrowserKeyLimit, b: BucketTake, what: string): string {
+  return `browser key ${key.id} exceeded its rate limit (limit: ${b.rate} bytes/sec, burst ${b.burst} bytes; browserKeys[].bytesPerSecond, burstBytes in the runtime config) ${what} (${Reason.RateLimited})`;
 }
 
 /** The tenant's rate-limit refusals (reason rate_limited) and buckets, for /metrics. */
