@@ -162,12 +162,12 @@ export class Ingester extends DurableObject<Env> {
     await this.life.alarm();
   }
 
-  /** Flushes every chunk, open ones included (POST /flush). Resolves when the block is in R2. */
   /** The tenant DO retires this LEAVING shard when it holds nothing (src/ingester/lifecycle.ts retire). */
   async retire(ringSince: number): Promise<boolean> {
     return this.life.retire(ringSince);
   }
 
+  /** Flushes every chunk, open ones included (POST /flush). Resolves when the block is in R2. */
   async flushAll(): Promise<FlushResult | null> {
     return this.life.flush(true);
   }

@@ -23,7 +23,7 @@ import { limitsFor } from "../src/config/limits";
 import { refreshRuntimeConfig } from "../src/config/runtime";
 import { retentionStart, sweepBackoffMs, sweepRetention, SWEEP_CONTINUE_MS, SWEEP_PERIOD_MS, type BlockKind } from "../src/storage/retention";
 import { TAIL_LEASE_MS, type TailLease, type TailStats } from "../src/querier/loki/tail_limit";
-import { addSeries, seriesKey, type QueryReport, type QuerySeries } from "../src/observability/queries";
+import { addSeries, emptySeries, seriesKey, type QueryReport, type QuerySeries } from "../src/observability/queries";
 import { REQUEST_BUCKETS } from "../src/observability/buckets";
 
 interface Counters {
@@ -402,7 +402,7 @@ export class TenantControl extends DurableObject<Env> {
       }
       const key = seriesKey(s.user, s.route, s.status);
       let have = this.queries.get(key);
-      if (!have) this.queries.set(key, (have = { user: s.user, route: s.route, status: s.status, counts: new Array<number>(s.counts.length).fill(0), sum: 0, count: 0 }));
+      if (!have) this.queries.set(key, (have = emptySeries(s.user, s.route, s.status)));
       addSeries(have, s);
       this.sql.exec(
         `INSERT INTO query_stats (user, route, status, counts, sum, count) VALUES (?, ?, ?, ?, ?, ?)

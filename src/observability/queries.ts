@@ -105,7 +105,8 @@ export function addSeries(into: QuerySeries, from: QuerySeries): boolean {
   return true;
 }
 
-function emptySeries(user: string, route: string, status: string): QuerySeries {
+/** A series with no counts yet, in this deploy's bucket layout. */
+export function emptySeries(user: string, route: string, status: string): QuerySeries {
   return { user, route, status, counts: new Array<number>(REQUEST_BUCKETS.length + 1).fill(0), sum: 0, count: 0 };
 }
 

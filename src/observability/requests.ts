@@ -21,8 +21,6 @@ import { authorizationOf } from "../auth/context";
 import { REQUEST_BUCKETS, bucketOf } from "./buckets";
 import { observeQuery } from "./queries";
 
-export { REQUEST_BUCKETS };
-
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
 
 interface Series {

@@ -12,7 +12,7 @@ import { factorOfTime } from "../../storage/logs/chunk_stats";
 import { candidates } from "../read";
 import type { LogHead } from "./head";
 import type { LogIndexQuery, LogIndexStats, SelectedLogStream } from "./rpc";
-import type { LogStream } from "./stream";
+import type { ClosedLogChunk, LogStream } from "./stream";
 
 interface Range {
   startMs: number;
@@ -93,16 +93,8 @@ export function headLogSeries(head: LogHead, q: LogIndexQuery): FlatLabels[] {
   return out.sort(compareLabels);
 }
 
-/** One unflushed chunk as index statistics and volumes count it. */
-export interface HeadChunkFacts {
-  minMs: number;
-  minNs: number;
-  maxMs: number;
-  maxNs: number;
-  entries: number;
-  /** Uncompressed line + structured metadata bytes (Loki's UncompressedSize). */
-  bytes: number;
-}
+/** One unflushed chunk as index statistics and volumes count it: a closed chunk's facts (bytes: uncompressed line + metadata, Loki's UncompressedSize). */
+export type HeadChunkFacts = Pick<ClosedLogChunk, "minMs" | "minNs" | "maxMs" | "maxNs" | "entries" | "bytes">;
 
 /** A matching stream's unflushed chunks overlapping the range (canonical label string). */
 export interface HeadStreamChunks {
